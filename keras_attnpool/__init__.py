@@ -1,0 +1,1 @@
+"""Attentional pooling for action recognition, as Keras 3 layers and models."""
