@@ -1,0 +1,210 @@
+"""Pose-regularised attention (Girdhar & Ramanan 2017, Fig. 2b): bottom-up attention from a pose branch."""
+
+import keras
+from keras import ops
+
+from keras_attnpool.layers import common
+
+
+@keras.saving.register_keras_serializable(package="keras_attnpool")
+class PoseRegularizedAttention(keras.layers.Layer):
+    """Rank-1 attentional pooling whose bottom-up map comes from a keypoint-predicting branch.
+
+    A pose branch (1x1 convolution to `pose_channels` + ReLU) reads `pose_features` and feeds
+    two linear 1x1 heads: `num_keypoints` keypoint heatmaps, trained against pose targets
+    (`keras_attnpool.losses.MaskedHeatmapLoss`), and the single bottom-up attention map. The
+    top-down maps come from the final features, and
+
+        logit_k = mean_positions top_down_k * bottom_up
+
+    as in `AttentionalPooling`. Sharing the branch makes the saliency map look at people's
+    joints, which is what the paper found to help on MPII and HMDB51.
+
+    Initialisation follows `AttentionalPooling`: the bottom-up head starts near zero with a
+    bias of 1, so the layer starts as average pooling and still learns from scratch.
+
+    Args:
+        num_classes: number of classes K, >= 1.
+        num_keypoints: number of heatmaps J (16: the MPII joint order), >= 1.
+        pose_channels: width of the pose branch (768 in the paper), >= 1.
+        use_bias: whether the 1x1 convolutions have biases.
+        dropout: dropout rate on the top-down input.
+        activation: applied to the pooled scores (None: logits).
+        top_down_initializer, bottom_up_initializer, bottom_up_bias_initializer: as in
+            `AttentionalPooling`.
+        pose_initializer: initialiser of the pose branch and heatmap kernels.
+        kernel_regularizer: regulariser of every kernel.
+        seed: seed of the dropout.
+
+    Input shape:
+        final features `(batch, height, width, channels)`, or a list
+        `[pose_features, final_features]` of two such maps with the same height and width.
+
+    Output shape:
+        `{"logits": (batch, num_classes), "pose_heatmaps": (batch, height, width, num_keypoints)}`.
+
+    Example:
+
+    >>> layer = PoseRegularizedAttention(num_classes=5, num_keypoints=16, pose_channels=32)
+    >>> out = layer(np.ones((2, 7, 7, 64), "float32"))
+    >>> out["logits"].shape, out["pose_heatmaps"].shape
+    ((2, 5), (2, 7, 7, 16))
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        num_keypoints=16,
+        pose_channels=768,
+        use_bias=True,
+        dropout=0.0,
+        activation=None,
+        top_down_initializer="glorot_uniform",
+        bottom_up_initializer=None,
+        bottom_up_bias_initializer=None,
+        pose_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        seed=None,
+        **kwargs,
+    ):
+        kwargs.pop("autocast", None)
+        super().__init__(autocast=False, **kwargs)
+        common.check_positive_int("num_classes", num_classes)
+        common.check_positive_int("num_keypoints", num_keypoints)
+        common.check_positive_int("pose_channels", pose_channels)
+        common.check_rate("dropout", dropout)
+        self.num_classes = int(num_classes)
+        self.num_keypoints = int(num_keypoints)
+        self.pose_channels = int(pose_channels)
+        self.use_bias = bool(use_bias)
+        self.dropout = float(dropout)
+        self.activation = keras.activations.get(activation)
+        self.top_down_initializer = keras.initializers.get(top_down_initializer)
+        self.bottom_up_initializer = keras.initializers.get(
+            bottom_up_initializer or common.near_zero_initializer()
+        )
+        self.bottom_up_bias_initializer = keras.initializers.get(
+            bottom_up_bias_initializer or keras.initializers.Constant(1.0)
+        )
+        self.pose_initializer = keras.initializers.get(pose_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _split_shapes(self, input_shape):
+        """(pose_shape, final_shape) from one shape or a list of two."""
+        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
+            input_shape[0], (list, tuple)
+        ):
+            if len(input_shape) != 2:
+                raise ValueError(
+                    f"Layer '{self.name}' takes the final features or a list "
+                    f"[pose_features, final_features]; got {len(input_shape)} inputs."
+                )
+            pose_shape, final_shape = tuple(input_shape[0]), tuple(input_shape[1])
+        else:
+            pose_shape = final_shape = tuple(input_shape)
+        common.check_features_shape(self.name, pose_shape, ranks=(4,))
+        common.check_features_shape(self.name, final_shape, ranks=(4,))
+        if tuple(pose_shape[1:3]) != tuple(final_shape[1:3]):
+            raise ValueError(
+                f"Layer '{self.name}': pose_features {pose_shape} and final_features "
+                f"{final_shape} must have the same height and width; tap a layer of the "
+                "same stride for the pose branch."
+            )
+        return pose_shape, final_shape
+
+    def _add_conv(self, name, shape, initializer, bias_initializer="zeros"):
+        kernel = self.add_weight(
+            name=f"{name}_kernel", shape=shape, initializer=initializer,
+            regularizer=self.kernel_regularizer,
+        )
+        bias = None
+        if self.use_bias:
+            bias = self.add_weight(name=f"{name}_bias", shape=shape[-1:],
+                                   initializer=bias_initializer)
+        return kernel, bias
+
+    def build(self, input_shape):
+        pose_shape, final_shape = self._split_shapes(input_shape)
+        self.pose_kernel, self.pose_bias = self._add_conv(
+            "pose", (pose_shape[-1], self.pose_channels), self.pose_initializer)
+        self.heatmap_kernel, self.heatmap_bias = self._add_conv(
+            "heatmap", (self.pose_channels, self.num_keypoints), self.pose_initializer)
+        self.bottom_up_kernel, self.bottom_up_bias = self._add_conv(
+            "bottom_up", (self.pose_channels, 1), self.bottom_up_initializer,
+            self.bottom_up_bias_initializer)
+        self.top_down_kernel, self.top_down_bias = self._add_conv(
+            "top_down", (final_shape[-1], 1, self.num_classes), self.top_down_initializer)
+
+    @staticmethod
+    def _conv(x, kernel, bias):
+        y = ops.tensordot(x, kernel, 1)
+        return y if bias is None else y + bias
+
+    def _branches(self, inputs):
+        """float32 (pose_heatmaps (B,H,W,J), bottom_up (B,H,W,1), final (B,H,W,C))."""
+        if isinstance(inputs, (list, tuple)):
+            self._split_shapes([tuple(t.shape) for t in inputs])
+            pose_x, final_x = inputs
+        else:
+            self._split_shapes(tuple(inputs.shape))
+            pose_x = final_x = inputs
+        pose = ops.relu(self._conv(ops.cast(pose_x, "float32"), self.pose_kernel, self.pose_bias))
+        heatmaps = self._conv(pose, self.heatmap_kernel, self.heatmap_bias)
+        bottom_up = self._conv(pose, self.bottom_up_kernel, self.bottom_up_bias)
+        return heatmaps, bottom_up, ops.cast(final_x, "float32")
+
+    def call(self, inputs, training=None):
+        heatmaps, bottom_up, final = self._branches(inputs)
+        x = common.flatten_positions(final)
+        if training and self.dropout > 0:
+            x = keras.random.dropout(x, self.dropout, seed=self.seed_generator)
+        logits = common.pooled_attention_logits(
+            x, common.flatten_positions(bottom_up), self.top_down_kernel,
+            None if self.top_down_bias is None else ops.reshape(self.top_down_bias, (1, -1)),
+        )
+        return {
+            "logits": ops.cast(self.activation(logits), self.compute_dtype),
+            "pose_heatmaps": ops.cast(heatmaps, self.compute_dtype),
+        }
+
+    def attention_maps(self, inputs):
+        """`{"top_down": (B, H, W, 1, K), "bottom_up": (B, H, W, 1)}` in float32, no dropout."""
+        if not self.built:
+            shapes = ([tuple(t.shape) for t in inputs] if isinstance(inputs, (list, tuple))
+                      else tuple(inputs.shape))
+            self.build(shapes)
+        _, bottom_up, final = self._branches(inputs)
+        top_down = ops.tensordot(final, self.top_down_kernel, 1)
+        if self.top_down_bias is not None:
+            top_down = top_down + ops.reshape(self.top_down_bias, (1, -1))
+        return {"top_down": top_down, "bottom_up": bottom_up}
+
+    def compute_output_shape(self, input_shape):
+        _, final_shape = self._split_shapes(input_shape)
+        return {
+            "logits": (final_shape[0], self.num_classes),
+            "pose_heatmaps": tuple(final_shape[:3]) + (self.num_keypoints,),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "num_keypoints": self.num_keypoints,
+                "pose_channels": self.pose_channels,
+                "use_bias": self.use_bias,
+                "dropout": self.dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "top_down_initializer": keras.initializers.serialize(self.top_down_initializer),
+                "bottom_up_initializer": keras.initializers.serialize(self.bottom_up_initializer),
+                "bottom_up_bias_initializer": keras.initializers.serialize(
+                    self.bottom_up_bias_initializer),
+                "pose_initializer": keras.initializers.serialize(self.pose_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "seed": self.seed,
+            }
+        )
+        return config
