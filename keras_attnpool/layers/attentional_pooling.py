@@ -81,9 +81,7 @@ class AttentionalPooling(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        kwargs.pop("autocast", None)
-        # autocast=False: variables are read in float32 and the pooling runs in float32.
-        super().__init__(autocast=False, **kwargs)
+        super().__init__(**kwargs)
         common.check_positive_int("num_classes", num_classes)
         common.check_positive_int("rank", rank)
         common.check_rate("dropout", dropout)
@@ -137,15 +135,15 @@ class AttentionalPooling(keras.layers.Layer):
     def _bottom_up(self, x):
         """Bottom-up maps of float32 features x (B, N, C): (B, N, P) or (B, N, P, K)."""
         if self.class_specific_bottom_up:
-            maps = ops.einsum("bnc,cpk->bnpk", x, self.bottom_up_kernel)
+            maps = ops.einsum("bnc,cpk->bnpk", x, common.float32(self.bottom_up_kernel))
         else:
-            maps = ops.einsum("bnc,cp->bnp", x, self.bottom_up_kernel)
-        return maps if self.bottom_up_bias is None else maps + self.bottom_up_bias
+            maps = ops.einsum("bnc,cp->bnp", x, common.float32(self.bottom_up_kernel))
+        return maps if self.bottom_up_bias is None else maps + common.float32(self.bottom_up_bias)
 
     def _top_down(self, x):
         """Top-down maps of float32 features x (B, N, C): (B, N, P, K)."""
-        maps = ops.einsum("bnc,cpk->bnpk", x, self.top_down_kernel)
-        return maps if self.top_down_bias is None else maps + self.top_down_bias
+        maps = ops.einsum("bnc,cpk->bnpk", x, common.float32(self.top_down_kernel))
+        return maps if self.top_down_bias is None else maps + common.float32(self.top_down_bias)
 
     def call(self, inputs, training=None):
         common.check_features_shape(self.name, inputs.shape, ranks=(4, 5))

@@ -46,6 +46,11 @@ def check_features_shape(layer_name, shape, ranks=(4, 5)):
     return int(shape[-1])
 
 
+def float32(variable):
+    """A weight (or None) as float32 arithmetic needs it, under any dtype policy."""
+    return None if variable is None else ops.cast(variable, "float32")
+
+
 def flatten_positions(x):
     """(B, ..., C) -> (B, N, C): every spatial (and temporal) position in one axis."""
     positions = tuple(x.shape[1:-1])
@@ -69,10 +74,10 @@ def pooled_attention_logits(x, bottom_up, top_down_kernel, top_down_bias=None):
     """
     num_positions = ops.cast(ops.shape(x)[1], "float32")
     pooled = ops.einsum("bnp,bnc->bpc", bottom_up, x) / num_positions
-    logits = ops.einsum("bpc,cpk->bk", pooled, ops.cast(top_down_kernel, "float32"))
+    logits = ops.einsum("bpc,cpk->bk", pooled, float32(top_down_kernel))
     if top_down_bias is not None:
         mean_bottom_up = ops.mean(bottom_up, axis=1)
-        logits = logits + ops.einsum("bp,pk->bk", mean_bottom_up, ops.cast(top_down_bias, "float32"))
+        logits = logits + ops.einsum("bp,pk->bk", mean_bottom_up, float32(top_down_bias))
     return logits
 
 

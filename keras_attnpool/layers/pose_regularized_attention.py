@@ -67,8 +67,7 @@ class PoseRegularizedAttention(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        kwargs.pop("autocast", None)
-        super().__init__(autocast=False, **kwargs)
+        super().__init__(**kwargs)
         common.check_positive_int("num_classes", num_classes)
         common.check_positive_int("num_keypoints", num_keypoints)
         common.check_positive_int("pose_channels", pose_channels)
@@ -139,8 +138,8 @@ class PoseRegularizedAttention(keras.layers.Layer):
 
     @staticmethod
     def _conv(x, kernel, bias):
-        y = ops.tensordot(x, kernel, 1)
-        return y if bias is None else y + bias
+        y = ops.tensordot(x, common.float32(kernel), 1)
+        return y if bias is None else y + common.float32(bias)
 
     def _branches(self, inputs):
         """float32 (pose_heatmaps (B,H,W,J), bottom_up (B,H,W,1), final (B,H,W,C))."""
@@ -176,9 +175,9 @@ class PoseRegularizedAttention(keras.layers.Layer):
                       else tuple(inputs.shape))
             self.build(shapes)
         _, bottom_up, final = self._branches(inputs)
-        top_down = ops.tensordot(final, self.top_down_kernel, 1)
+        top_down = self._conv(final, self.top_down_kernel, None)
         if self.top_down_bias is not None:
-            top_down = top_down + ops.reshape(self.top_down_bias, (1, -1))
+            top_down = top_down + ops.reshape(common.float32(self.top_down_bias), (1, -1))
         return {"top_down": top_down, "bottom_up": bottom_up}
 
     def compute_output_shape(self, input_shape):

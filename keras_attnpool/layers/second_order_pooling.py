@@ -51,8 +51,7 @@ class SecondOrderPooling(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        kwargs.pop("autocast", None)
-        super().__init__(autocast=False, **kwargs)
+        super().__init__(**kwargs)
         common.check_positive_int("num_classes", num_classes)
         if projection_dim is not None:
             common.check_positive_int("projection_dim", projection_dim)
@@ -99,12 +98,15 @@ class SecondOrderPooling(keras.layers.Layer):
 
     def bilinear_features(self, inputs):
         """The normalised second-order descriptor, float32 (B, C'^2)."""
+        inputs = ops.convert_to_tensor(inputs)
         common.check_features_shape(self.name, inputs.shape, ranks=(4, 5))
+        if not self.built:
+            self.build(inputs.shape)
         x = common.flatten_positions(ops.cast(inputs, "float32"))
         if self.projection_kernel is not None:
-            x = ops.matmul(x, self.projection_kernel)
+            x = ops.matmul(x, common.float32(self.projection_kernel))
             if self.projection_bias is not None:
-                x = x + self.projection_bias
+                x = x + common.float32(self.projection_bias)
         num_positions = ops.cast(ops.shape(x)[1], "float32")
         gram = ops.einsum("bnc,bnd->bcd", x, x) / num_positions
         gram = ops.reshape(gram, (-1, x.shape[-1] * x.shape[-1]))
@@ -116,9 +118,9 @@ class SecondOrderPooling(keras.layers.Layer):
         features = self.bilinear_features(inputs)
         if training and self.dropout > 0:
             features = keras.random.dropout(features, self.dropout, seed=self.seed_generator)
-        logits = ops.matmul(features, self.classifier_kernel)
+        logits = ops.matmul(features, common.float32(self.classifier_kernel))
         if self.classifier_bias is not None:
-            logits = logits + self.classifier_bias
+            logits = logits + common.float32(self.classifier_bias)
         return ops.cast(self.activation(logits), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
