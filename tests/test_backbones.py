@@ -1,0 +1,91 @@
+"""Every registered backbone with every head; feature-map sizes; weights files; offline ImageNet."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_attnpool import build_action_model, list_backbones
+from keras_attnpool.models import build_backbone, get_backbone_spec
+from keras_attnpool.models.action_model import HEADS
+
+# Small, odd sizes: "same" and "valid" padding round differently there.
+SIZE = {"inception_v3": 107, "inception_resnet_v2": 107, "tiny": 45}
+DEFAULT_SIZE = 99
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_backbones())
+def test_backbone_builds_with_every_head_and_documented_map_size(name):
+    spec = get_backbone_spec(name)
+    size = SIZE.get(name, DEFAULT_SIZE)
+    backbone = build_backbone(name, (size, size, 3))
+    features = backbone(np.zeros((1, size, size, 3), "float32"))
+    side = spec.feature_size(size)
+    assert features["final"].shape[1:3] == (side, side)
+    assert features["pose"].shape[1:3] == (side, side)
+    for head in HEADS:
+        kwargs = {"pose_channels": 16} if head == "pose_attention" else {}
+        kwargs.update({"projection_dim": 16} if head == "second_order" else {})
+        model = build_action_model(7, backbone=name, head=head, input_shape=(size, size, 3),
+                                   **kwargs)
+        out = model(np.full((1, size, size, 3), 128.0, "float32"))
+        logits = out["logits"] if head == "pose_attention" else out
+        assert logits.shape == (1, 7)
+        assert np.all(np.isfinite(logits))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, size, side", [("resnet101", 450, 15), ("resnet50", 224, 7),
+                                              ("inception_v3", 299, 8),
+                                              ("convnext_tiny", 450, 14)])
+def test_feature_map_size_at_paper_and_standard_inputs(name, size, side):
+    assert get_backbone_spec(name).feature_size(size) == side
+    backbone = build_backbone(name, (size, size, 3))
+    assert backbone.output["final"].shape[1:3] == (side, side)
+
+
+@pytest.mark.slow
+def test_local_weights_file_is_loaded(tmp_path):
+    """A keras.applications 'notop' weights file, as a user would download it."""
+    source = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(64, 64, 3))
+    rng = np.random.default_rng(0)
+    source.set_weights([rng.normal(size=w.shape).astype("float32") for w in source.weights])
+    path = tmp_path / "resnet50_notop.weights.h5"
+    source.save_weights(path)
+    model = build_action_model(3, backbone="resnet50", head="avg", input_shape=(64, 64, 3),
+                               weights=str(path))
+    network = model.get_layer("resnet50_backbone").get_layer(source.name)
+    for expected, loaded in zip(source.weights, network.weights):
+        np.testing.assert_array_equal(np.asarray(expected), np.asarray(loaded))
+
+
+@pytest.mark.slow
+def test_imagenet_without_network_says_how_to_pass_a_file(tmp_path):
+    """No cached file and no route to the weights: one clear error, no traceback from Keras."""
+    code = (
+        "from keras_attnpool import build_action_model\n"
+        "from keras_attnpool.models import PretrainedWeightsError\n"
+        "try:\n"
+        "    build_action_model(3, backbone='mobilenet_v2', input_shape=(64, 64, 3),"
+        " weights='imagenet')\n"
+        "except PretrainedWeightsError as error:\n"
+        "    print('ERROR:', error)\n"
+    )
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras_home"), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert "ERROR: Could not download ImageNet weights for backbone 'mobilenet_v2'" in result.stdout
+    assert "pass weights='/path/to/file.h5'" in result.stdout
+
+
+def test_tiny_has_no_imagenet_weights():
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        build_backbone("tiny", (32, 32, 3), weights="imagenet")
