@@ -1,0 +1,105 @@
+"""The prepared-record format: one `tf.train.SequenceExample` per video or image.
+
+Videos are decoded once (by `prepare`) into JPEG frames; training then samples frame
+indices and decodes only the sampled JPEGs. Images are the same record with one frame, so
+every pipeline reads one format.
+
+Context features:
+    video_id      bytes   the sample's id (`Sample.video_id`), unique in the dataset
+    label         int64   class index; -1 for a multi-label sample or one without a label
+    labels        float[] multi-label targets (HICO: 1, -1, 0 ambiguous, NaN unknown);
+                          empty for single-label datasets
+    num_frames    int64   number of stored frames
+    fps           float   frames per second of the stored frames (0 for images)
+    height, width int64   size of the stored JPEGs
+Sequence features (one entry per stored frame):
+    frames        bytes   JPEG of the frame
+    keypoints     float[] (num_people * 16 * 3) x, y, valid in stored-frame pixels, MPII
+                          joint order; empty where no keypoints are known
+
+Shards are named `<split>-<index:05d>-of-<count:05d>.tfrecord` (TFRecord, uncompressed).
+"""
+
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+NUM_JOINTS = 16
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def _bytes(values):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def _floats(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+
+def encode_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
+                   labels: Optional[np.ndarray] = None, fps: float = 0.0,
+                   height: int = 0, width: int = 0,
+                   keypoints: Optional[Sequence[Optional[np.ndarray]]] = None) -> bytes:
+    """Serialises one sample. `keypoints[t]` is None or a (num_people, 16, 3) array."""
+    if not jpeg_frames:
+        raise ValueError(f"{video_id}: a record needs at least one frame.")
+    context = {
+        "video_id": _bytes([video_id.encode("utf-8")]),
+        "label": _ints([int(label)]),
+        "labels": _floats([] if labels is None else np.asarray(labels, np.float32).ravel()),
+        "num_frames": _ints([len(jpeg_frames)]),
+        "fps": _floats([float(fps)]),
+        "height": _ints([int(height)]),
+        "width": _ints([int(width)]),
+    }
+    per_frame_keypoints = keypoints if keypoints is not None else [None] * len(jpeg_frames)
+    if len(per_frame_keypoints) != len(jpeg_frames):
+        raise ValueError(f"{video_id}: {len(per_frame_keypoints)} keypoint entries for "
+                         f"{len(jpeg_frames)} frames.")
+    sequence = {
+        "frames": tf.train.FeatureList(feature=[_bytes([f]) for f in jpeg_frames]),
+        "keypoints": tf.train.FeatureList(feature=[
+            _floats([] if k is None else np.asarray(k, np.float32).ravel())
+            for k in per_frame_keypoints]),
+    }
+    example = tf.train.SequenceExample(
+        context=tf.train.Features(feature=context),
+        feature_lists=tf.train.FeatureLists(feature_list=sequence),
+    )
+    return example.SerializeToString()
+
+
+CONTEXT_SPEC = {
+    "video_id": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+    "labels": tf.io.VarLenFeature(tf.float32),
+    "num_frames": tf.io.FixedLenFeature([], tf.int64),
+    "fps": tf.io.FixedLenFeature([], tf.float32),
+    "height": tf.io.FixedLenFeature([], tf.int64),
+    "width": tf.io.FixedLenFeature([], tf.int64),
+}
+SEQUENCE_SPEC = {
+    "frames": tf.io.FixedLenSequenceFeature([], tf.string),
+    "keypoints": tf.io.RaggedFeature(tf.float32),
+}
+
+
+def parse_example(serialized: tf.Tensor) -> dict:
+    """Parses one serialised record (works eagerly and inside `Dataset.map`).
+
+    Returns:
+        A dict with the context features (`labels` dense, float32 [K] or [0]), `frames`
+        (tf.string [T], still JPEG-encoded) and `keypoints` (ragged float32 [T, None]).
+    """
+    context, sequence = tf.io.parse_single_sequence_example(
+        serialized, context_features=CONTEXT_SPEC, sequence_features=SEQUENCE_SPEC)
+    context["labels"] = tf.sparse.to_dense(context["labels"])
+    return {**context, **sequence}
