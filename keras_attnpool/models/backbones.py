@@ -105,7 +105,8 @@ def _tiny_backbone(input_shape, weights=None, include_top=False, name="tiny"):
             prefix = f"tiny_block{block}_conv{conv}"
             x = keras.layers.Conv2D(filters, 3, strides=stride if conv == 1 else 1,
                                     padding="same", use_bias=False, name=prefix)(x)
-            x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+            # Synchronized: replicas normalise with the statistics of the global batch.
+            x = keras.layers.BatchNormalization(synchronized=True, name=f"{prefix}_bn")(x)
             x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
     model = keras.Model(inputs, x, name=name)
     if weights is not None:

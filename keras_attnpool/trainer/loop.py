@@ -1,0 +1,244 @@
+"""One training loop for every tf.distribute strategy.
+
+Keras 3's `Model.fit` fails under `MultiWorkerMirroredStrategy` (keras-team/keras#20585),
+so the loop runs `strategy.run` steps itself: the same code on one device, mirrored over
+several, and across workers. Around it: global-batch loss scaling, gradient accumulation,
+L2 weight decay as in the paper's recipe, loss scaling for mixed precision, checkpoints that
+resume after a kill (weights, optimizer state and the data position), a progress bar and
+TensorBoard scalars.
+"""
+
+import dataclasses
+import os
+import time
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How long and how to train. `global_batch_size` counts examples per optimizer update
+    across replicas and accumulation steps."""
+
+    steps: int
+    global_batch_size: int
+    accumulation_steps: int = 1
+    weight_decay: float = 0.0
+    mixed_precision: bool = False
+    log_every: int = 10
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 3
+    verbose: bool = True
+
+    def __post_init__(self):
+        for name in ("steps", "global_batch_size", "accumulation_steps", "log_every",
+                     "checkpoint_every", "keep_checkpoints"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
+        if self.global_batch_size % self.accumulation_steps:
+            raise ValueError(f"`global_batch_size` ({self.global_batch_size}) must be divisible "
+                             f"by `accumulation_steps` ({self.accumulation_steps}).")
+
+    @property
+    def micro_batch_size(self) -> int:
+        """Examples per forward pass, across replicas."""
+        return self.global_batch_size // self.accumulation_steps
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step."""
+
+
+def _worker_role(strategy):
+    """(is_chief, task_id): multi-worker training writes from the chief only."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", None) or 0
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0), task_id
+
+
+def _decayed_weights(model):
+    """Kernels get weight decay; biases and normalisation parameters do not."""
+    return [v for v in model.trainable_variables
+            if len(v.shape) > 1 and "gamma" not in v.name and "beta" not in v.name]
+
+
+class Trainer:
+    """Trains a Keras model with `strategy.run` steps and resumable checkpoints.
+
+    Args:
+        strategy: any tf.distribute strategy (see `make_strategy`).
+        build_model: returns the model; called inside `strategy.scope()`.
+        build_optimizer: returns a Keras optimizer; called inside the scope.
+        loss_fn: `(targets, outputs) -> (B,)` per-example loss.
+        workdir: checkpoints go to `workdir/checkpoints`, TensorBoard logs to `workdir/logs`.
+        config: a `TrainConfig`.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, build_model: Callable[[], keras.Model],
+                 build_optimizer: Callable[[], keras.optimizers.Optimizer],
+                 loss_fn: Callable, workdir: str, config: TrainConfig):
+        replicas = strategy.num_replicas_in_sync
+        if config.micro_batch_size % replicas:
+            raise ValueError(
+                f"`global_batch_size` {config.global_batch_size} / accumulation "
+                f"{config.accumulation_steps} = {config.micro_batch_size} is not divisible by "
+                f"the {replicas} replicas; use a multiple of {replicas * config.accumulation_steps}.")
+        self.strategy, self.loss_fn, self.config = strategy, loss_fn, config
+        self.workdir = workdir
+        with strategy.scope():
+            self.model = build_model()
+            optimizer = build_optimizer()
+            if config.mixed_precision:
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.optimizer.build(self.model.trainable_variables)
+            self._accumulators = [
+                tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                            synchronization=tf.VariableSynchronization.ON_READ,
+                            aggregation=tf.VariableAggregation.SUM)
+                for v in self.model.trainable_variables] if config.accumulation_steps > 1 else []
+        self.is_chief, task_id = _worker_role(strategy)
+        # Every worker must take part in saving; only the chief's copy is kept.
+        checkpoint_dir = os.path.join(workdir, "checkpoints") if self.is_chief else os.path.join(
+            workdir, "tmp", f"worker{task_id}_checkpoints")
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints)
+        self._decayed = _decayed_weights(self.model)
+        self._step_fn = None
+
+    @property
+    def step(self) -> int:
+        """Optimizer updates done so far (restored from the checkpoint on resume)."""
+        return int(self.optimizer.iterations.numpy())
+
+    def restore(self) -> Optional[str]:
+        """Restores the latest checkpoint, if any; returns its path."""
+        path = tf.train.latest_checkpoint(os.path.join(self.workdir, "checkpoints"))
+        if path:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        return path
+
+    def _replica_loss(self, batch):
+        inputs, targets = batch
+        outputs = self.model(inputs, training=True)
+        per_example = self.loss_fn(targets, outputs)
+        loss = tf.nn.compute_average_loss(
+            per_example, global_batch_size=self.config.micro_batch_size)
+        loss = loss / self.config.accumulation_steps
+        if self.config.weight_decay and self._decayed:
+            l2 = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+                           for v in self._decayed])
+            replicas = self.strategy.num_replicas_in_sync
+            loss += 0.5 * self.config.weight_decay * l2 / (
+                replicas * self.config.accumulation_steps)
+        return loss
+
+    def _gradients(self, batch):
+        with tf.GradientTape() as tape:
+            loss = self._replica_loss(batch)
+            scaled = self.optimizer.scale_loss(loss) if self.config.mixed_precision else loss
+        return loss, tape.gradient(scaled, self.model.trainable_variables)
+
+    def _build_step(self):
+        variables = self.model.trainable_variables
+        accumulation = self.config.accumulation_steps
+
+        def apply(batch):
+            loss, grads = self._gradients(batch)
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return loss
+
+        def accumulate(batch):
+            loss, grads = self._gradients(batch)
+            for accumulator, grad in zip(self._accumulators, grads):
+                accumulator.assign_add(grad)
+            return loss
+
+        def apply_accumulated():
+            self.optimizer.apply_gradients(
+                zip([a.read_value() for a in self._accumulators], variables))
+            for accumulator in self._accumulators:
+                accumulator.assign(tf.zeros_like(accumulator))
+
+        @tf.function
+        def step(iterator):
+            if accumulation == 1:
+                losses = self.strategy.run(apply, args=(next(iterator),))
+                return self.strategy.reduce("SUM", losses, axis=None)
+            total = tf.constant(0.0)
+            for _ in range(accumulation):
+                losses = self.strategy.run(accumulate, args=(next(iterator),))
+                total += self.strategy.reduce("SUM", losses, axis=None)
+            self.strategy.run(apply_accumulated)
+            return total
+
+        return step
+
+    def fit(self, dataset_fn: Callable[[int], tf.data.Dataset],
+            on_log: Optional[Callable[[int, dict], None]] = None) -> dict:
+        """Trains until `config.steps` updates, resuming from the latest checkpoint.
+
+        Args:
+            dataset_fn: `start_micro_batch -> tf.data.Dataset` of global micro-batches
+                `(inputs, targets)` (`config.micro_batch_size` examples each), positioned at
+                that micro-batch of a deterministic, repeating stream. Resuming asks for the
+                position after the last checkpointed update, so no example is seen twice.
+            on_log: called as `on_log(step, logs)` at every log step (for extra summaries).
+        Returns:
+            {"step", "loss", "examples_per_second", "resumed_from"}.
+        """
+        resumed_from = self.restore()
+        start = self.step
+        config = self.config
+        if start >= config.steps:
+            return {"step": start, "loss": float("nan"), "examples_per_second": 0.0,
+                    "resumed_from": resumed_from}
+        dataset = dataset_fn(start * config.accumulation_steps)
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        self._step_fn = self._step_fn or self._build_step()
+        writer = (tf.summary.create_file_writer(os.path.join(self.workdir, "logs", "train"))
+                  if self.is_chief else tf.summary.create_noop_writer())
+        progbar = keras.utils.Progbar(config.steps, stateful_metrics=["examples/s"],
+                                      verbose=1 if config.verbose and self.is_chief else 0)
+        progbar.update(start)
+        loss, rate, window_start, window_steps = float("nan"), 0.0, time.perf_counter(), 0
+        for step in range(start + 1, config.steps + 1):
+            loss = float(self._step_fn(iterator))
+            if not np.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"Training loss became {loss} at step {step}; lower --learning_rate, "
+                    "or check the inputs and labels of that batch.")
+            window_steps += 1
+            if step % config.log_every == 0 or step == config.steps:
+                elapsed = time.perf_counter() - window_start
+                rate = window_steps * config.global_batch_size / max(elapsed, 1e-9)
+                self._log(writer, step, loss, rate, on_log)
+                window_start, window_steps = time.perf_counter(), 0
+            progbar.update(step, [("loss", loss), ("examples/s", rate)])
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                self.manager.save(checkpoint_number=step)
+        writer.flush()
+        return {"step": self.step, "loss": loss, "examples_per_second": rate,
+                "resumed_from": resumed_from}
+
+    def _log(self, writer, step, loss, rate, on_log):
+        logs = {"loss": loss, "examples_per_second": rate,
+                "learning_rate": float(keras.ops.convert_to_numpy(self._learning_rate()))}
+        if self.config.mixed_precision:
+            logs["loss_scale"] = float(self.optimizer.dynamic_scale.numpy())
+        with writer.as_default(step=step):
+            for name, value in logs.items():
+                tf.summary.scalar(name, value)
+        if on_log is not None:
+            with writer.as_default(step=step):
+                on_log(step, logs)
+
+    def _learning_rate(self):
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        return optimizer.learning_rate
