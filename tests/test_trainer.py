@@ -158,8 +158,9 @@ def test_multi_worker_without_tf_config(monkeypatch):
         make_strategy("multi_worker")
 
 
-def test_multi_label_loss_ignores_ambiguous_and_unknown():
+def test_multi_label_loss_ignores_ambiguous_and_treats_unknown_as_negative():
     labels = np.array([[1.0, -1.0, 0.0, np.nan]], "float32")
-    logits = np.array([[2.0, -1.0, 50.0, -50.0]], "float32")
-    expected = (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(-1.0))) / 2
+    logits = np.array([[2.0, -1.0, 50.0, 3.0]], "float32")
+    # positive at 2, negative at -1, negative (NaN) at 3; the ambiguous 50 does not count.
+    expected = (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(-1.0)) + np.log1p(np.exp(3.0))) / 3
     np.testing.assert_allclose(multi_label_loss(labels, logits), [expected], rtol=1e-5)

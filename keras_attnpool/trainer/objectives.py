@@ -20,13 +20,13 @@ def single_label_loss(labels, logits):
 
 
 def multi_label_loss(labels, logits):
-    """Sigmoid cross-entropy over the classes whose label is known (HICO convention).
+    """Sigmoid cross-entropy over the classes whose label counts (HICO convention).
 
-    Labels 1 are positives and -1 negatives; 0 (ambiguous) and NaN (unknown) do not count.
-    The mean is over the counted classes of each example.
+    Labels 1 are positives; -1 and NaN (no annotation: the action is absent) are negatives;
+    0 (ambiguous) does not count. The mean is over the counted classes of each example.
     """
     labels = tf.cast(labels, tf.float32)
-    known = tf.logical_or(tf.equal(labels, 1.0), tf.equal(labels, -1.0))
+    known = tf.logical_not(tf.equal(labels, 0.0))
     targets = tf.cast(tf.equal(labels, 1.0), tf.float32)
     per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets,
                                                         logits=tf.cast(logits, tf.float32))
