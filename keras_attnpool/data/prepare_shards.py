@@ -1,0 +1,144 @@
+"""What `prepare` writes: shards of `record_format` records, and the manifest.
+
+Manifest (`OUT/manifest.json`) keys:
+    format            "keras_attnpool.prepared/1"
+    dataset           reader name
+    splits            {split: records written}            (after decode failures)
+    listed            {split: samples the reader listed}
+    classes           class names, label order
+    multi_label       true for HICO
+    class_counts      {split: {class: records}}  (multi-label: positives, value 1)
+    num_frames        {split: frames stored in all its records}
+    shards            {split: [shard file names]} (every shard, also one left empty)
+    records_per_shard {split: [records in each shard]}
+    skipped           [{path, reason, stage: "read" | "decode", source?, line?, split?,
+                        video_id?}]: the reader's skipped entries, then the failed files
+    frame_count_mismatch [{path, decoded, declared}]: accepted videos that decoded another
+                      frame count than their header declares (see `video.TRUNCATION_...`)
+    failures          {split: {failed, listed, fraction}} decode failures per split
+    ok                false when a split's failed fraction > run.max_failure_fraction
+    settings          everything that decides the records' contents (a rerun with other
+                      settings refuses to mix them)
+    reader_info       the reader's `DatasetSpec.info`
+    run               workers, on_error, max_failure_fraction, shards written / reused,
+                      convert seconds, frames written and frames per second of the run
+                      that wrote this manifest
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_attnpool.data.datasets import DatasetSpec, Sample
+from keras_attnpool.data.prepare_output import OutputDir, atomic_write, write_json
+from keras_attnpool.data.prepare_worker import Converted, Failed
+from keras_attnpool.data.record_format import encode_example
+
+logger = logging.getLogger("keras_attnpool.data.prepare")
+
+FORMAT = "keras_attnpool.prepared/1"
+
+
+def serialize(sample: Sample, converted: Converted, multi_label: bool) -> bytes:
+    """The `record_format` record of one converted sample (label from the reader)."""
+    return encode_example(
+        sample.video_id, converted.frames,
+        label=-1 if multi_label else int(sample.label),
+        labels=sample.label if multi_label else None, fps=converted.fps,
+        height=converted.height, width=converted.width, keypoints=converted.keypoints)
+
+
+def _write_tfrecord(path: str, records: list[bytes]) -> None:
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+
+
+def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]],
+                 multi_label: bool) -> dict[str, Any]:
+    """Writes one shard (atomically) and its finished-shard record; returns the record."""
+    records, ids, frames, skipped, mismatch = [], [], [], [], []
+    for sample, result in results:
+        if isinstance(result, Failed):
+            skipped.append({"path": result.path, "reason": result.reason, "stage": "decode",
+                            "split": plan.split, "video_id": sample.video_id})
+            continue
+        records.append(serialize(sample, result, multi_label))
+        ids.append(sample.video_id)
+        frames.append(len(result.frames))
+        if (result.complete and result.declared_frames
+                and result.num_source_frames != result.declared_frames):
+            mismatch.append({"path": sample.path, "decoded": result.num_source_frames,
+                             "declared": result.declared_frames})
+    atomic_write(out.file(plan.name), lambda temp: _write_tfrecord(temp, records))
+    record = {"name": plan.name, "split": plan.split, "index": plan.index, "video_ids": ids,
+              "num_frames": frames, "skipped": skipped, "frame_count_mismatch": mismatch}
+    write_json(out.record_path(plan.name), record)
+    logger.info("wrote %s: %d records, %d frames%s", plan.name, len(ids), sum(frames),
+                f", {len(skipped)} skipped" if skipped else "")
+    return record
+
+
+def failure_summary(failures: dict[str, dict[str, Any]],
+                    max_failure_fraction: float) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Adds `fraction` to each split's {failed, listed}; ok unless one is above the limit."""
+    out = {}
+    for split, entry in failures.items():
+        failed, listed = int(entry["failed"]), int(entry["listed"])
+        out[split] = {"failed": failed, "listed": listed,
+                      "fraction": failed / listed if listed else 0.0}
+    ok = all(entry["fraction"] <= max_failure_fraction for entry in out.values())
+    return out, ok
+
+
+def class_counts(spec: DatasetSpec, labels: list[Any]) -> dict[str, int]:
+    """Records per class (multi-label: positives, value 1)."""
+    counts = dict.fromkeys(spec.classes, 0)
+    if spec.multi_label:
+        if labels:
+            positives = (np.stack(labels) == 1).sum(axis=0)
+            counts = {name: int(n) for name, n in zip(spec.classes, positives)}
+        return counts
+    for label in labels:
+        if label >= 0:
+            counts[spec.classes[label]] += 1
+    return counts
+
+
+def build_manifest(spec: DatasetSpec, settings: dict[str, Any], plans: list[Any],
+                   done: dict[str, dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
+    """The manifest (see module doc) from the finished-shard records of every shard."""
+    splits = list(spec.samples)
+    by_split = {s: [done[p.name] for p in plans if p.split == s] for s in splits}
+    label_of = {(s.split, s.video_id): s.label for items in spec.samples.values() for s in items}
+    written = {s: [v for r in by_split[s] for v in r["video_ids"]] for s in splits}
+    failures, ok = failure_summary(
+        {s: {"failed": sum(len(r["skipped"]) for r in by_split[s]),
+             "listed": len(spec.samples[s])} for s in splits}, run["max_failure_fraction"])
+    return {
+        "format": FORMAT, "dataset": spec.name,
+        "splits": {s: len(written[s]) for s in splits},
+        "listed": spec.counts(),
+        "classes": list(spec.classes), "multi_label": spec.multi_label,
+        "class_counts": {s: class_counts(spec, [label_of[(s, v)] for v in written[s]])
+                         for s in splits},
+        "num_frames": {s: sum(sum(r["num_frames"]) for r in by_split[s]) for s in splits},
+        "shards": {s: [r["name"] for r in by_split[s]] for s in splits},
+        "records_per_shard": {s: [len(r["video_ids"]) for r in by_split[s]] for s in splits},
+        "skipped": [dict(x.to_dict(), stage="read") for x in spec.skipped]
+                   + [x for s in splits for r in by_split[s] for x in r["skipped"]],
+        "frame_count_mismatch": [x for s in splits for r in by_split[s]
+                                 for x in r["frame_count_mismatch"]],
+        "failures": failures, "ok": ok, "settings": settings,
+        "reader_info": json_ready(spec.info), "run": run,
+    }
+
+
+def json_ready(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples -> lists, other objects -> str)."""
+    return json.loads(json.dumps(value, default=str))
