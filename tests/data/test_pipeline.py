@@ -1,0 +1,323 @@
+"""The tf.data pipelines over prepared records, written here with `encode_example`.
+
+Frames are flat colours that name themselves: red = 6 * frame + 4 (frame < 42), green =
+16 * video + 8 (JPEG keeps flat colours to within a level or two), so a decoded pixel
+says which frame of which video the pipeline sampled. Frames that must never be decoded
+are invalid JPEG bytes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_attnpool import metrics  # noqa: E402
+from keras_attnpool.data import pipeline, sampling  # noqa: E402
+from keras_attnpool.data.record_format import encode_example, shard_name  # noqa: E402
+from keras_attnpool.losses import INVALID_JOINT  # noqa: E402
+
+GARBAGE = b"not a jpeg: decoding this frame would fail"
+H, W = 24, 32
+
+
+def jpeg(image) -> bytes:
+    return tf.io.encode_jpeg(np.asarray(image, np.uint8), quality=95).numpy()
+
+
+def flat_frame(video: int, frame: int) -> bytes:
+    return jpeg(np.broadcast_to([6 * frame + 4, 16 * video + 8, 128], (H, W, 3)))
+
+
+def write_shards(directory, videos, shards=1, split="train"):
+    """videos: list of (num_frames, label) or dicts of encode_example arguments."""
+    files = [str(directory / shard_name(split, i, shards)) for i in range(shards)]
+    writers = [tf.io.TFRecordWriter(f) for f in files]
+    for v, video in enumerate(videos):
+        if not isinstance(video, dict):
+            num_frames, label = video
+            video = {"jpeg_frames": [flat_frame(v, t) for t in range(num_frames)],
+                     "label": label}
+        writers[v % shards].write(encode_example(f"video{v}", height=H, width=W, **video))
+    for w in writers:
+        w.close()
+    return files
+
+
+def identify(pixels):
+    """(video, frame) from a decoded flat pixel [..., 3]."""
+    return (int(round((float(pixels[1]) - 8) / 16)), int(round((float(pixels[0]) - 4) / 6)))
+
+
+LENGTHS = [5, 9, 12, 3, 7, 10, 2, 8]
+
+
+@pytest.fixture
+def video_records(tmp_path):
+    return write_shards(tmp_path, [(n, v) for v, n in enumerate(LENGTHS)], shards=3)
+
+
+def train(files, **kwargs):
+    args = dict(num_segments=3, image_size=16, batch_size=4, seed=7, shuffle_buffer=8,
+                color_jitter=False)
+    return pipeline.train_dataset(files, **{**args, **kwargs})
+
+
+def test_train_batches_have_the_documented_structure(video_records):
+    frames, label = next(iter(train(video_records, color_jitter=True)))
+    assert frames.shape == (4, 3, 16, 16, 3) and frames.dtype == tf.float32
+    assert label.shape == (4,) and label.dtype == tf.int32
+    assert 0 <= float(tf.reduce_min(frames)) and float(tf.reduce_max(frames)) <= 255
+
+
+def test_image_mode_yields_images(tmp_path):
+    files = write_shards(tmp_path, [(1, v % 3) for v in range(6)], shards=2)
+    images, label = next(iter(train(files, num_segments=1, image_mode=True)))
+    assert images.shape == (4, 16, 16, 3) and label.shape == (4,)
+    with pytest.raises(ValueError, match="num_segments"):
+        train(files, num_segments=3, image_mode=True)
+
+
+def test_sampled_frames_lie_in_their_segments_for_every_clip(video_records):
+    seen = set()
+    for frames, label in train(video_records).take(12):
+        for clip, clip_label in zip(frames.numpy(), label.numpy()):
+            video, n = int(clip_label), LENGTHS[int(clip_label)]
+            for segment in range(3):
+                got_video, index = identify(clip[segment, 8, 8])
+                assert got_video == video
+                assert segment * n // 3 <= index < max((segment + 1) * n // 3,
+                                                       segment * n // 3 + 1), (video, index)
+                seen.add((video, index))
+    assert len(seen) > 30  # the draws differ between clips and epochs
+
+
+def test_the_pipeline_decodes_only_the_sampled_frames(tmp_path):
+    # One shard, no record shuffling: record i is the stream's i-th element, so its frames
+    # are sampling.segment_indices(n, 3, clip_seeds(seed, i)[0]). Every other frame is garbage.
+    lengths = [30, 17, 40, 25]
+    videos = []
+    for v, n in enumerate(lengths):
+        chosen = sampling.segment_indices(n, 3, pipeline.clip_seeds(7, v)[0]).numpy()
+        videos.append({"jpeg_frames": [flat_frame(v, t) if t in chosen else GARBAGE
+                                       for t in range(n)], "label": v})
+        videos[-1]["expected"] = chosen
+    expected = [video.pop("expected") for video in videos]
+    files = write_shards(tmp_path, videos)
+    frames, label = next(iter(train(files, shuffle_buffer=1, batch_size=4)))
+    assert label.numpy().tolist() == [0, 1, 2, 3]
+    for v in range(4):
+        got = [identify(frames[v, s, 8, 8].numpy()) for s in range(3)]
+        assert got == [(v, int(t)) for t in expected[v]]
+
+
+def test_eval_decodes_only_the_uniform_frames_and_fails_on_a_bad_sampled_one(tmp_path):
+    # 10 frames, 3 test frames -> indices 1, 5, 8; everything else is garbage.
+    good = {"jpeg_frames": [flat_frame(0, t) if t in (1, 5, 8) else GARBAGE
+                            for t in range(10)], "label": 4}
+    files = write_shards(tmp_path, [good])
+    frames, label, video_id = next(iter(pipeline.eval_dataset(
+        files, image_size=16, batch_size=1, test_frames=3, resize_short=16)))
+    assert [identify(frames[0, t, 8, 8].numpy()) for t in range(3)] == [(0, 1), (0, 5), (0, 8)]
+    assert label.numpy().tolist() == [4] and video_id.numpy().tolist() == [b"video0"]
+    bad = {"jpeg_frames": [flat_frame(0, t) if t != 5 else GARBAGE for t in range(10)],
+           "label": 4}
+    (tmp_path / "bad").mkdir()
+    files = write_shards(tmp_path / "bad", [bad])
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        next(iter(pipeline.eval_dataset(files, image_size=16, batch_size=1, test_frames=3)))
+
+
+def test_same_seed_same_batches_other_seed_other_batches(video_records):
+    def batches(seed):
+        ds = train(video_records, seed=seed, color_jitter=True)
+        return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(3)]
+    a, b, c = batches(7), batches(7), batches(8)
+    for (fa, la), (fb, lb) in zip(a, b):
+        np.testing.assert_array_equal(fa, fb)
+        np.testing.assert_array_equal(la, lb)
+    assert any(not np.array_equal(fa, fc) for (fa, _), (fc, _) in zip(a, c))
+
+
+def test_one_epoch_has_every_record_once_shuffled_across_shards(video_records):
+    ds = train(video_records, repeat=False, drop_remainder=False)
+    labels = np.concatenate([label.numpy() for _, label in ds])
+    assert sorted(labels.tolist()) == list(range(len(LENGTHS)))
+    # Unshuffled, the interleave reads shard 0, 1, 2 in turn: 0, 1, 2, 3, 4, ...
+    assert labels.tolist() != list(range(len(LENGTHS)))
+
+
+def test_every_frame_of_a_clip_gets_the_same_augmentation(tmp_path):
+    y, x = np.mgrid[0:H, 0:W]
+    image = jpeg(np.stack([x * 7, y * 9, (x * y) % 200], -1))
+    files = write_shards(tmp_path, [{"jpeg_frames": [image] * 6, "label": 0}] * 4)
+    frames, _ = next(iter(train(files, num_segments=4, color_jitter=True, batch_size=4)))
+    frames = frames.numpy()
+    for t in range(1, 4):
+        np.testing.assert_array_equal(frames[:, t], frames[:, 0])
+    assert not np.array_equal(frames[0, 0], frames[1, 0])  # but clips differ
+
+
+def test_multi_label_targets_pass_through_unchanged(tmp_path):
+    targets = np.array([[1, -1, 0, np.nan, 1], [-1, -1, 1, 0, np.nan]], np.float32)
+    files = write_shards(tmp_path, [
+        {"jpeg_frames": [flat_frame(v, 0)], "labels": targets[v]} for v in range(2)])
+    _, label = next(iter(train(files, num_segments=1, image_mode=True, batch_size=2,
+                               shuffle_buffer=1)))
+    assert label.dtype == tf.float32
+    np.testing.assert_array_equal(label.numpy(), targets)  # NaN == NaN here
+    _, label, _ = next(iter(pipeline.eval_dataset(files, image_size=16, batch_size=2,
+                                                  image_mode=True)))
+    np.testing.assert_array_equal(label.numpy(), targets)
+
+
+def test_eval_folds_views_and_frames_into_the_batch(video_records):
+    ds = pipeline.eval_dataset(video_records, image_size=16, batch_size=3, test_frames=4,
+                               views="ten_crop")
+    batches = list(ds)
+    assert [b[0].shape[0] for b in batches] == [30, 30, 20]  # 8 videos: 3, 3, 2 per batch
+    frames, label, video_id = batches[0]
+    assert frames.shape == (30, 4, 16, 16, 3)
+    ids = video_id.numpy().tolist()
+    assert ids[:10] == [ids[0]] * 10 and ids[10:20] == [ids[10]] * 10 and ids[0] != ids[10]
+    for row in range(30):  # every view carries its own video's label and frames
+        video, _ = identify(frames[row, 0, 8, 8].numpy())
+        assert video == label[row] == int(ids[row][len(b"video"):])
+    # n = 12 frames, 4 test frames -> 1, 4, 7, 10
+    row = [r for r in range(30) if ids[r] == b"video2"]
+    if row:
+        got = [identify(frames[row[0], t, 8, 8].numpy())[1] for t in range(4)]
+        assert got == [1, 4, 7, 10]
+    folded = next(iter(pipeline.eval_dataset(video_records, image_size=16, batch_size=3,
+                                             test_frames=4, views="center_flip",
+                                             fold_frames=True)))
+    assert folded[0].shape == (3 * 2 * 4, 16, 16, 3) and folded[1].shape == (24,)
+    ids, mean, labels = metrics.average_per_video(folded[2].numpy(),
+                                                  np.eye(24, dtype=np.float32),
+                                                  folded[1].numpy())
+    assert len(ids) == 3 and mean.shape == (3, 24)
+    np.testing.assert_allclose(mean[0, :8], 1 / 8)  # the 8 rows (2 views x 4 frames)
+
+
+def test_eval_order_is_fixed(video_records):
+    def ids():
+        ds = pipeline.eval_dataset(video_records, image_size=16, batch_size=4, test_frames=2)
+        return np.concatenate([v.numpy() for _, _, v in ds]).tolist()
+    first = ids()
+    assert first == ids() and sorted(first) == sorted(f"video{v}".encode() for v in range(8))
+
+
+def marker_image(joint_x=32.5, joint_y=24.5):
+    """64 x 48: red rises with x (shows a flip), a green square around the joint."""
+    y, x = np.mgrid[0:48, 0:64]
+    image = np.stack([x * 3, np.zeros_like(x), np.zeros_like(x)], -1)
+    image[22:27, 30:35, 1] = 255
+    keypoints = np.zeros((1, 16, 3), np.float32)
+    keypoints[0, 0] = (joint_x, joint_y, 1.0)  # right ankle
+    return jpeg(image), keypoints
+
+
+@pytest.mark.parametrize("image_mode", [True, False])
+def test_heatmaps_follow_the_crop_and_flip_of_the_frames(tmp_path, image_mode):
+    image, keypoints = marker_image()
+    frames_per_record = 1 if image_mode else 3
+    files = write_shards(tmp_path, [{"jpeg_frames": [image] * frames_per_record,
+                                     "keypoints": [keypoints] * frames_per_record,
+                                     "label": 1}] * 4)
+    ds = train(files, num_segments=frames_per_record, image_mode=image_mode,
+               image_size=32, with_keypoints=True, heatmap_size=8, heatmap_shape="gaussian",
+               scales=(0.75,), max_distort=0)
+    flips = set()
+    for frames, targets in ds.take(4):
+        maps = targets["pose_heatmaps"].numpy()
+        assert targets["logits"].numpy().tolist() == [1, 1, 1, 1]
+        if not image_mode:
+            assert maps.shape == (4, 3, 8, 8, 16)
+            frames, maps = frames[:, 1], maps[:, 1]
+        assert maps.shape == (4, 8, 8, 16)
+        for frame, heat in zip(frames.numpy(), maps):
+            flipped = frame[16, 0, 0] > frame[16, -1, 0]
+            flips.add(bool(flipped))
+            seen, missing = (5, 0) if flipped else (0, 5)  # right ankle <-> left ankle
+            np.testing.assert_array_equal(heat[..., missing], INVALID_JOINT)
+            green = np.clip(frame[..., 1] - 128, 0, None)
+            marker = np.array(np.unravel_index(green.argmax(), green.shape)) / 32
+            peak = np.array(np.unravel_index(heat[..., seen].argmax(), (8, 8)))
+            assert (np.abs(marker * 8 - (peak + 0.5)) <= 1.0).all(), (marker * 8, peak)
+    assert flips == {True, False}
+
+
+def test_keypoint_options_are_checked(video_records):
+    with pytest.raises(ValueError, match="heatmap_size"):
+        train(video_records, with_keypoints=True)
+
+
+def test_missing_records_name_the_pattern(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        train(str(tmp_path / "nothing-here-*.tfrecord"))
+
+
+def test_split_record_files_reads_the_manifest_or_globs(tmp_path):
+    write_shards(tmp_path, [(2, 0)] * 3, shards=2, split="test")
+    assert [os.path.basename(f) for f in pipeline.split_record_files(str(tmp_path), "test")] \
+        == ["test-00000-of-00002.tfrecord", "test-00001-of-00002.tfrecord"]
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"shards": {"test": ["test-00001-of-00002.tfrecord"]}}))
+    assert pipeline.split_record_files(str(tmp_path), "test") == \
+        [str(tmp_path / "test-00001-of-00002.tfrecord")]
+
+
+DISTRIBUTED = textwrap.dedent("""
+    import json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from keras_attnpool.data import pipeline
+    files = sys.argv[1:]
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    make = lambda batch, ctx=None: pipeline.train_dataset(
+        files, num_segments=2, image_size=8, batch_size=batch, seed=3, input_context=ctx)
+    reference = next(iter(make(4)))
+    x, y = next(iter(strategy.experimental_distribute_dataset(make(4))))
+    parts = strategy.experimental_local_results(x)
+    labels = strategy.experimental_local_results(y)
+    step = tf.function(lambda x, y: strategy.run(
+        lambda a, b: tf.reduce_sum(a) + tf.cast(tf.reduce_sum(b), tf.float32), (x, y)))
+    totals = strategy.experimental_local_results(step(x, y))
+    fx, fy = next(iter(strategy.distribute_datasets_from_function(
+        lambda ctx: make(ctx.get_per_replica_batch_size(4), ctx))))
+    print(json.dumps({
+        "replicas": strategy.num_replicas_in_sync,
+        "shapes": [list(p.shape) for p in parts],
+        "devices": [p.device for p in parts],
+        "same_as_reference": bool(np.array_equal(np.concatenate(parts), reference[0])
+                                  and np.array_equal(np.concatenate(labels), reference[1])),
+        "steps": len(totals),
+        "from_function_shapes": [list(p.shape) for p in
+                                 strategy.experimental_local_results(fx)],
+    }))
+""")
+
+
+def test_distributed_input_over_two_logical_cpus(video_records, tmp_path):
+    # Logical devices must be set before TF initialises its devices: a fresh process.
+    script = tmp_path / "distributed.py"
+    script.write_text(DISTRIBUTED)
+    result = subprocess.run([sys.executable, str(script), *video_records],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2 and report["steps"] == 2
+    assert report["shapes"] == [[2, 2, 8, 8, 3], [2, 2, 8, 8, 3]]
+    assert report["devices"][0].endswith("CPU:0") and report["devices"][1].endswith("CPU:1")
+    assert report["same_as_reference"]
+    assert report["from_function_shapes"] == [[2, 2, 8, 8, 3], [2, 2, 8, 8, 3]]
