@@ -1,0 +1,167 @@
+"""The serving graph: a trained image model wrapped in TF Serving signatures.
+
+Every signature returns the same named outputs:
+    scores               float32 [B, K]  class probabilities (softmax; sigmoid if multi-label)
+    top_k_ids            int32   [B, k]  classes by decreasing score
+    top_k_names          string  [B, k]  their names
+    bottom_up_attention  float32 [B, h, w] (per frame for video: [B, T, h, w])
+
+`bottom_up_attention` is the class-agnostic saliency map the head pools with: for
+`attention_head` the bottom-up map summed over its rank (with class-specific bottom-up maps,
+the map of the top-1 class); for `pose_attention_head` its bottom-up map; heads without
+attention (`avg_head`, `second_order_head`) weight every position alike, so they return the
+uniform map 1 / (h * w).
+"""
+
+from typing import Dict, Sequence
+
+import keras
+import tensorflow as tf
+
+from keras_attnpool.export.preprocessing import decode_and_resize, resize_and_centre_crop
+
+ATTENTION_HEADS = ("attention_head", "pose_attention_head")
+OTHER_HEADS = ("avg_head", "second_order_head")
+
+
+def _find_layer(model: keras.Model, names: Sequence[str]):
+    for layer in model.layers:
+        if layer.name in names:
+            return layer
+    return None
+
+
+def _backbone_features(model: keras.Model) -> Dict[str, keras.KerasTensor]:
+    """The backbone's {"final", "pose"} outputs as tensors of `model`'s own graph."""
+    backbones = [layer for layer in model.layers if layer.name.endswith("_backbone")]
+    if len(backbones) != 1 or len(backbones[0]._inbound_nodes) != 1:
+        raise ValueError(
+            f"Model '{model.name}' must hold one nested '<name>_backbone' model called once, "
+            "as `build_action_model` builds it; export that model, not a custom one."
+        )
+    backbone = backbones[0]
+    node = backbone._inbound_nodes[0]
+    return keras.tree.pack_sequence_as(backbone.output, node.output_tensors)
+
+
+def check_exportable(model: keras.Model) -> tuple:
+    """Returns (height, width) of the model's `image` input, or raises ValueError."""
+    shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else ()
+    if len(shape) != 4 or shape[-1] != 3 or None in shape[1:]:
+        raise ValueError(
+            f"Model '{model.name}' must take one image input of shape (B, H, W, 3) with a fixed "
+            f"H and W (a single-frame `build_action_model`); got inputs "
+            f"{[tuple(t.shape) for t in model.inputs]}. Video signatures run it per frame."
+        )
+    if _find_layer(model, ATTENTION_HEADS + OTHER_HEADS) is None:
+        raise ValueError(
+            f"Model '{model.name}' has none of the heads {ATTENTION_HEADS + OTHER_HEADS}; "
+            "export a model built by `build_action_model`."
+        )
+    return int(shape[1]), int(shape[2])
+
+
+class ServingGraph:
+    """Builds the tf.functions that `export_saved_model` registers as signatures.
+
+    Args:
+        model: a single-frame model from `build_action_model` (input `image`).
+        class_names: K names, in class-index order.
+        top_k: how many classes `top_k_ids` / `top_k_names` list (capped at K).
+        multi_label: scores are per-class sigmoids (HICO) instead of a softmax.
+    """
+
+    def __init__(self, model: keras.Model, class_names: Sequence[str], top_k: int = 5,
+                 multi_label: bool = False):
+        self.image_size = check_exportable(model)
+        logits = model.output["logits"] if isinstance(model.output, dict) else model.output
+        self.num_classes = int(logits.shape[-1])
+        if len(class_names) != self.num_classes:
+            raise ValueError(f"{len(class_names)} class names for a model with "
+                             f"{self.num_classes} classes; pass one name per class.")
+        if top_k < 1:
+            raise ValueError(f"`top_k` must be >= 1; got {top_k}.")
+        self.core = keras.Model(model.inputs, {"logits": logits, **_backbone_features(model)},
+                                name=f"{model.name}_serving")
+        self.head = _find_layer(model, ATTENTION_HEADS + OTHER_HEADS)
+        self.class_names = [str(name) for name in class_names]
+        self.top_k = min(int(top_k), self.num_classes)
+        self.multi_label = multi_label
+
+    def _bottom_up(self, features: dict, class_ids: tf.Tensor) -> tf.Tensor:
+        """(B, h, w) float32 saliency; `class_ids` (B,) picks class-specific maps."""
+        final = features["final"]
+        if self.head.name == "pose_attention_head":
+            maps = self.head.attention_maps([features["pose"], final])["bottom_up"]
+            return tf.reduce_sum(maps, axis=3)
+        if self.head.name == "attention_head":
+            maps = tf.reduce_sum(self.head.attention_maps(final)["bottom_up"], axis=3)
+            if maps.shape.rank == 4:  # class-specific: (B, h, w, K)
+                maps = tf.gather(maps, class_ids, axis=3, batch_dims=1)
+            return maps
+        positions = tf.cast(tf.shape(final)[1] * tf.shape(final)[2], tf.float32)
+        return tf.ones(tf.shape(final)[:3], tf.float32) / positions
+
+    def forward(self, pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """float32 (B, H, W, 3) at the model's size -> logits, scores, bottom_up_attention."""
+        outputs = self.core(pixels, training=False)
+        logits = tf.cast(outputs["logits"], tf.float32)
+        scores = tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits, axis=-1)
+        top1 = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        return {"logits": logits, "scores": scores,
+                "bottom_up_attention": self._bottom_up(outputs, top1)}
+
+    def _top_k(self, scores: tf.Tensor) -> Dict[str, tf.Tensor]:
+        ids = tf.math.top_k(scores, k=self.top_k).indices
+        names = tf.gather(tf.constant(self.class_names, tf.string), ids)
+        return {"top_k_ids": tf.cast(ids, tf.int32), "top_k_names": names}
+
+    def _classify(self, pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
+        outputs = self.forward(pixels)
+        return {"scores": outputs["scores"], **self._top_k(outputs["scores"]),
+                "bottom_up_attention": outputs["bottom_up_attention"]}
+
+    def functions(self) -> Dict[str, tf.types.experimental.GenericFunction]:
+        """Signature name -> tf.function with its input signature."""
+        height, width = self.image_size
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serving_default(image_bytes):
+            return self._classify(decode_and_resize(image_bytes, self.image_size))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8,
+                                                    name="images")])
+        def classify_images(images):
+            return self._classify(resize_and_centre_crop(images, self.image_size))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, 3], tf.uint8,
+                                                    name="frames")])
+        def classify_video(frames):
+            return self._classify_video(frames)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32,
+                                                    name="pixels")])
+        def classify_preprocessed(pixels):
+            return self.forward(pixels)
+
+        return {"serving_default": serving_default, "classify_images": classify_images,
+                "classify_video": classify_video,
+                "classify_preprocessed": classify_preprocessed}
+
+    def _classify_video(self, frames: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """Scores averaged over the T frames (the paper's test protocol), maps per frame."""
+        shape = tf.shape(frames)
+        batch, num_frames = shape[0], shape[1]
+        tf.debugging.assert_positive(num_frames, message="frames: T (axis 1) must be >= 1.")
+        flat = tf.reshape(frames, tf.concat([[batch * num_frames], shape[2:]], axis=0))
+        pixels = resize_and_centre_crop(flat, self.image_size)
+        outputs = self.core(pixels, training=False)
+        logits = tf.cast(outputs["logits"], tf.float32)
+        frame_scores = tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits, -1)
+        scores = tf.reduce_mean(
+            tf.reshape(frame_scores, tf.stack([batch, num_frames, self.num_classes])), axis=1)
+        clip_top1 = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        maps = self._bottom_up(outputs, tf.repeat(clip_top1, num_frames))
+        grid = tf.shape(maps)[1:]
+        maps = tf.reshape(maps, tf.concat([[batch, num_frames], grid], axis=0))
+        return {"scores": scores, **self._top_k(scores), "bottom_up_attention": maps}

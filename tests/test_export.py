@@ -1,0 +1,290 @@
+"""SavedModel and TFLite export of a trained cluttered-digit model (keras_attnpool.export)."""
+
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_attnpool import build_action_model  # noqa: E402
+from keras_attnpool.data.cluttered_digits import load_cluttered_digits  # noqa: E402
+from keras_attnpool.export import (VersionExistsError, export_saved_model,  # noqa: E402
+                                   export_tflite, load_interpreter, read_models_config,
+                                   run_tflite, update_models_config)
+from keras_attnpool.export.preprocessing import resize_and_centre_crop  # noqa: E402
+from keras_attnpool.trainer.arrays import fit_and_evaluate  # noqa: E402
+
+SIZE = 64
+BIN = os.path.dirname(sys.executable)
+
+
+def _refresh_batch_norm(model: keras.Model, images: np.ndarray) -> None:
+    """Sets BatchNorm moving statistics to those of `images`.
+
+    After a few hundred steps the moving averages still lag the weights, and inference-mode
+    accuracy sits near chance; one pass with momentum 0 makes the demo model a real one.
+    """
+    layers = [layer for layer in model._flatten_layers()
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(images.astype("float32"), training=True)
+    for layer in layers:
+        layer.momentum = 0.99
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A trained attention model (about 90% top-1 on held-out handwriting), exported."""
+    train, test, names = load_cluttered_digits(1500, 500, 5, seed=0)
+    keras.utils.set_random_seed(0)
+    model = build_action_model(5, backbone="tiny", head="attention", input_shape=(SIZE, SIZE, 3))
+    fit_and_evaluate(model, train, test, epochs=8)
+    _refresh_batch_norm(model, train[0][:512])
+    logits = model.predict(test[0].astype("float32"), verbose=0)
+    assert np.mean(logits.argmax(-1) == test[1]) > 0.6, "the demo model did not train"
+    base = tmp_path_factory.mktemp("savedmodels") / "digits"
+    path = export_saved_model(model, str(base), names)
+    return {"model": model, "train": train, "test": test, "names": names, "path": path,
+            "loaded": tf.saved_model.load(path), "logits": logits}
+
+
+def _softmax(logits):
+    return tf.nn.softmax(logits).numpy()
+
+
+def _png(image):
+    return tf.io.encode_png(image).numpy()
+
+
+def _bottom_up_reference(model, images):
+    """The attention head's bottom-up map summed over rank, from the Keras layers."""
+    features = model.get_layer("tiny_backbone")(images.astype("float32"))["final"]
+    maps = model.get_layer("attention_head").attention_maps(features)["bottom_up"]
+    return np.sum(maps, axis=3)
+
+
+def test_layout_and_assets(demo):
+    path = demo["path"]
+    assert os.path.basename(path) == "1"
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    assert os.path.isdir(os.path.join(path, "variables"))
+    with open(os.path.join(path, "assets", "labels.txt")) as f:
+        assert f.read().splitlines() == demo["names"]
+    assert os.listdir(os.path.dirname(path)) == ["1"]  # no staging folder left behind
+    assert set(demo["loaded"].signatures) >= {"serving_default", "classify_images",
+                                              "classify_video"}
+
+
+def test_signatures_agree_with_keras(demo):
+    images = demo["test"][0][:48]
+    expected = _softmax(demo["logits"][:48])
+    signatures = demo["loaded"].signatures
+    out = signatures["classify_images"](images=tf.constant(images))
+    np.testing.assert_allclose(out["scores"], expected, atol=1e-5)
+    np.testing.assert_array_equal(out["top_k_ids"], np.argsort(-expected, axis=1)[:, :5])
+    names = np.array(demo["names"])[out["top_k_ids"].numpy()]
+    np.testing.assert_array_equal(out["top_k_names"].numpy().astype(str), names)
+    np.testing.assert_allclose(out["bottom_up_attention"],
+                               _bottom_up_reference(demo["model"], images), atol=1e-5)
+
+    from_bytes = signatures["serving_default"](
+        image_bytes=tf.constant([_png(image) for image in images]))
+    for key in ("scores", "bottom_up_attention"):
+        np.testing.assert_allclose(from_bytes[key], out[key], atol=1e-5)
+
+    pre = signatures["classify_preprocessed"](pixels=tf.constant(images, tf.float32))
+    np.testing.assert_allclose(pre["logits"], demo["logits"][:48], rtol=1e-5, atol=1e-5)
+
+
+def test_video_scores_average_the_frames(demo):
+    frames = demo["test"][0][:12].reshape(3, 4, SIZE, SIZE, 3)
+    out = demo["loaded"].signatures["classify_video"](frames=tf.constant(frames))
+    per_frame = _softmax(demo["logits"][:12]).reshape(3, 4, -1)
+    np.testing.assert_allclose(out["scores"], per_frame.mean(axis=1), atol=1e-5)
+    assert out["top_k_ids"].shape == (3, 5) and out["top_k_names"].shape == (3, 5)
+    np.testing.assert_allclose(
+        out["bottom_up_attention"],
+        _bottom_up_reference(demo["model"], demo["test"][0][:12]).reshape(3, 4, 8, 8),
+        atol=1e-5)
+
+
+def test_images_of_other_sizes_are_resized_and_centre_cropped(demo):
+    images = demo["test"][0][:4]
+    signature = demo["loaded"].signatures["classify_images"]
+    reference = signature(images=tf.constant(images))["scores"]
+    # Short side already 64: only the centre crop acts, so padding on both sides is removed.
+    padded = np.pad(images, ((0, 0), (0, 0), (20, 20), (0, 0)), constant_values=255)
+    np.testing.assert_allclose(signature(images=tf.constant(padded))["scores"], reference,
+                               atol=1e-5)
+    # A flat colour stays flat whatever the resize; the scores equal those of a 64x64 one.
+    flat = np.full((1, 150, 90, 3), 90, np.uint8)
+    np.testing.assert_allclose(signature(images=tf.constant(flat))["scores"],
+                               signature(images=tf.constant(flat[:, :64, :64]))["scores"],
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (30, 200), (201, 31), (500, 300)])
+def test_resize_and_centre_crop_shape_eager_and_in_dataset(shape):
+    image = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
+    eager = resize_and_centre_crop(tf.constant(image), (SIZE, 48))
+    mapped = next(iter(tf.data.Dataset.from_tensors(image).map(
+        lambda x: resize_and_centre_crop(x, (SIZE, 48)))))
+    assert eager.shape == (SIZE, 48, 3) and eager.dtype == tf.float32
+    np.testing.assert_allclose(eager, mapped, atol=1e-4)
+
+
+def test_corrupt_image_bytes_fail_with_a_clear_invalid_argument(demo):
+    serve = demo["loaded"].signatures["serving_default"]
+    good = _png(demo["test"][0][0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="is not a JPEG or PNG image"):
+        serve(image_bytes=tf.constant([good, b"definitely not an image"]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="is not a JPEG or PNG image"):
+        serve(image_bytes=tf.constant([b""]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid PNG data"):
+        serve(image_bytes=tf.constant([good[:len(good) // 2]]))
+    jpeg = tf.io.encode_jpeg(demo["test"][0][0]).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid JPEG data"):
+        serve(image_bytes=tf.constant([jpeg[:len(jpeg) // 2]]))
+    assert serve(image_bytes=tf.constant([good]))["scores"].shape == (1, 5)  # still serving
+
+
+@pytest.mark.parametrize("name, value", [
+    ("classify_images", np.zeros((1, 64, 64, 3), np.float32)),
+    ("classify_images", np.zeros((64, 64, 3), np.uint8)),
+    ("classify_images", np.zeros((1, 64, 64, 4), np.uint8)),
+    ("classify_video", np.zeros((1, 64, 64, 3), np.uint8)),
+    ("serving_default", np.zeros((1,), np.int32)),
+    ("serving_default", np.array([[b"x"]])),
+])
+def test_wrong_dtype_or_shape_is_rejected(demo, name, value):
+    signature = demo["loaded"].signatures[name]
+    (key,) = signature.structured_input_signature[1]
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
+        signature(**{key: tf.constant(value)})
+
+
+def test_versions_are_never_overwritten_unless_asked(tmp_path):
+    model = build_action_model(3, backbone="tiny", head="avg", input_shape=(32, 32, 3))
+    base = tmp_path / "m"
+    assert export_saved_model(model, base, ["a", "b", "c"]).endswith(os.sep + "1")
+    with pytest.raises(VersionExistsError, match="already exists.*overwrite"):
+        export_saved_model(model, base, ["x", "y", "z"], version=1)
+    assert export_saved_model(model, base, ["a", "b", "c"]).endswith(os.sep + "2")
+    export_saved_model(model, base, ["x", "y", "z"], version=1, overwrite=True)
+    assert (base / "1" / "assets" / "labels.txt").read_text().split() == ["x", "y", "z"]
+    assert sorted(os.listdir(base)) == ["1", "2"]
+    with pytest.raises(ValueError, match="one name per class"):
+        export_saved_model(model, base, ["a", "b"])
+    assert sorted(os.listdir(base)) == ["1", "2"]
+
+
+@pytest.mark.parametrize("head", ["pose_attention", "avg", "second_order"])
+def test_other_heads_export(tmp_path, head):
+    keras.utils.set_random_seed(1)
+    model = build_action_model(4, backbone="tiny", head=head, input_shape=(32, 32, 3))
+    images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    loaded = tf.saved_model.load(export_saved_model(model, tmp_path, list("abcd")))
+    out = loaded.signatures["classify_images"](images=tf.constant(images))
+    logits = model(images.astype("float32"))
+    logits = logits["logits"] if isinstance(logits, dict) else logits
+    np.testing.assert_allclose(out["scores"], _softmax(logits), atol=1e-5)
+    attention = out["bottom_up_attention"].numpy()
+    assert attention.shape == (3, 4, 4)
+    if head == "pose_attention":
+        features = model.get_layer("tiny_backbone")(images.astype("float32"))
+        maps = model.get_layer("pose_attention_head").attention_maps(
+            [features["pose"], features["final"]])
+        np.testing.assert_allclose(attention, maps["bottom_up"][..., 0], atol=1e-5)
+    else:  # no attention: every position weighs 1 / (h * w)
+        np.testing.assert_allclose(attention, np.full((3, 4, 4), 1 / 16), atol=1e-7)
+
+
+def test_saved_model_cli_show_and_run(demo, tmp_path):
+    path = demo["path"]
+    cli = os.path.join(BIN, "saved_model_cli")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    shown = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True,
+                           text=True, env=env, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    for text in ("signature_def['serving_default']", "image_bytes", "DT_STRING",
+                 "classify_video", "top_k_names", "bottom_up_attention", "DT_UINT8"):
+        assert text in shown.stdout
+    images = demo["test"][0][:3]
+    np.save(tmp_path / "bytes.npy", np.array([_png(image) for image in images]))
+    ran = subprocess.run(
+        [cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+         "--inputs", f"image_bytes={tmp_path / 'bytes.npy'}", "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    scores = np.load(tmp_path / "out" / "scores.npy")
+    np.testing.assert_allclose(scores, _softmax(demo["logits"][:3]), atol=1e-5)
+    names = np.load(tmp_path / "out" / "top_k_names.npy", allow_pickle=True).astype(str)
+    assert names[0, 0] == demo["names"][int(np.argmax(scores[0]))]
+
+
+@pytest.fixture(scope="module")
+def tflite_models(demo, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tflite")
+    calibration = demo["train"][0][:300]
+    return {kind: export_tflite(demo["path"], str(folder / f"model_{kind}.tflite"), kind,
+                                representative_data=calibration if kind == "int8" else None)
+            for kind in ("float", "dynamic", "int8")}
+
+
+def test_tflite_float_agrees_with_keras(demo, tflite_models):
+    pixels = demo["test"][0][:100].astype(np.float32)
+    out = run_tflite(load_interpreter(tflite_models["float"]), pixels)
+    np.testing.assert_allclose(out["logits"], demo["logits"][:100], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["scores"], _softmax(demo["logits"][:100]), atol=1e-4)
+    np.testing.assert_allclose(out["bottom_up_attention"],
+                               _bottom_up_reference(demo["model"], pixels), atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, agreement", [("dynamic", 0.99), ("int8", 0.98)])
+def test_quantized_tflite_keeps_the_top1(demo, tflite_models, kind, agreement):
+    interpreter = load_interpreter(tflite_models[kind])
+    out = run_tflite(interpreter, demo["test"][0].astype(np.float32))
+    same = np.mean(out["scores"].argmax(-1) == demo["logits"].argmax(-1))
+    assert same >= agreement, f"{kind}: top-1 agrees on {same:.3f} of {len(out['scores'])}"
+    if kind == "int8":
+        dtypes = {detail["dtype"] for detail in interpreter.get_tensor_details()}
+        assert np.int8 in dtypes and interpreter.get_input_details()[0]["dtype"] == np.float32
+
+
+def test_tflite_metadata_beside_the_model(demo, tflite_models):
+    folder = os.path.dirname(tflite_models["int8"])
+    with open(os.path.join(folder, "model_int8.json")) as f:
+        metadata = json.load(f)
+    assert metadata["input"]["shape"] == [1, SIZE, SIZE, 3]
+    assert metadata["input"]["range"] == [0.0, 255.0]
+    assert "tf" in metadata["input"]["normalisation"]  # the tiny backbone scales to [-1, 1]
+    assert metadata["labels"] == demo["names"] and metadata["quantization"] == "int8"
+    with open(os.path.join(folder, metadata["labels_file"])) as f:
+        assert f.read().splitlines() == demo["names"]
+
+
+def test_int8_needs_representative_data(demo, tmp_path):
+    with pytest.raises(ValueError, match="representative_data"):
+        export_tflite(demo["path"], str(tmp_path / "m.tflite"), "int8")
+    with pytest.raises(ValueError, match="quantization"):
+        export_tflite(demo["path"], str(tmp_path / "m.tflite"), "int4")
+
+
+def test_models_config_adds_and_updates_entries(tmp_path):
+    config = str(tmp_path / "models.config")
+    update_models_config(config, "digits", "/models/digits")
+    update_models_config(config, "hmdb51", "/models/hmdb51")
+    update_models_config(config, "digits", "/models/digits_v2")
+    entries = {c.name: c.base_path for c in read_models_config(config).model_config_list.config}
+    assert entries == {"digits": "/models/digits_v2", "hmdb51": "/models/hmdb51"}
+    (tmp_path / "bad.config").write_text("this is not a config {")
+    with pytest.raises(ValueError, match="bad.config"):
+        update_models_config(str(tmp_path / "bad.config"), "digits", "/models/digits")
