@@ -1,0 +1,130 @@
+"""training/fit.py and training/evaluate.py end to end on a miniature demo dataset."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import keras_attnpool  # noqa: F401  registers the layers for load_model
+from keras_attnpool.data.demo import make_demo_dataset
+from keras_attnpool.trainer import experiment
+from keras_attnpool.trainer.presets import make_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIT = os.path.join(ROOT, "training", "fit.py")
+EVALUATE = os.path.join(ROOT, "training", "evaluate.py")
+SMALL = ["--steps=6", "--batch_size=4", "--test_frames=4", "--export=false", "--workers=0"]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    """A small demo dataset: 3 classes x 5 clips of 8 frames (3 train + 2 test each)."""
+    root = tmp_path_factory.mktemp("demo") / "data"
+    return str(make_demo_dataset(str(root), num_classes=3, clips_per_class=5, num_frames=8,
+                                 test_fraction=0.4))
+
+
+def _run(script, *flags, wait=True):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, script, *flags]
+    if not wait:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_demo_trains_evaluates_and_leaves_a_workdir(demo_dir, tmp_path):
+    workdir = tmp_path / "run"
+    result = _run(FIT, f"--data_dir={demo_dir}", f"--workdir={workdir}", *SMALL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["num_examples"] == 6            # 3 classes x 2 test clips
+    assert {"top1", "top5", "mean_class_accuracy", "mAP"} <= set(metrics)
+    assert (workdir / "labels.txt").read_text().split() == ["digit_0", "digit_1", "digit_2"]
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["steps"] == 6 and config["backbone"] == "tiny"
+    model = keras.saving.load_model(workdir / "model.keras", safe_mode=True)
+    assert model(np.zeros((1, 64, 64, 3), "float32")).shape == (1, 3)
+    assert (workdir / "per_class.csv").read_text().startswith("class,examples,accuracy,AP")
+    assert os.listdir(workdir / "logs" / "train")
+
+    again = _run(EVALUATE, f"--workdir={workdir}", "--test_frames=2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["num_examples"] == 6
+
+
+def _final_weights(workdir):
+    model = keras.saving.load_model(os.path.join(workdir, "model.keras"), safe_mode=True)
+    return [np.asarray(w) for w in model.weights]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(demo_dir, tmp_path):
+    flags = [f"--data_dir={demo_dir}", "--steps=40", "--batch_size=4", "--test_frames=2",
+             "--export=false", "--workers=0", "--checkpoint_every=5", "--seed=3"]
+    reference = _run(FIT, *flags, f"--workdir={tmp_path / 'straight'}")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    workdir = tmp_path / "killed"
+    process = _run(FIT, *flags, f"--workdir={workdir}", wait=False)
+    checkpoint = workdir / "checkpoints" / "ckpt-10.index"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (workdir / "model.keras").exists()
+
+    resumed = _run(FIT, *flags, f"--workdir={workdir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resumed from" in resumed.stdout
+    resumed_step = int(resumed.stdout.split("Resumed from")[1].split("ckpt-")[1].split()[0])
+    assert 10 <= resumed_step < 40
+    for a, b in zip(_final_weights(tmp_path / "straight"), _final_weights(workdir)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dataset=kinetics"], "--dataset=kinetics: accepted values are demo, hmdb51"),
+    (["--dataset=hmdb51"], "--data_dir is required for --dataset=hmdb51"),
+    (["--dataset=hmdb51", "--data_dir=/no/such/folder"], "--data_dir=/no/such/folder: no such"),
+    (["--dataset=hmdb51", "--data_dir=.", "--split=4"], "--split=4: hmdb51 has splits 1, 2 and 3"),
+    (["--head=max"], "--head=max: accepted values are attention"),
+    (["--backbone=resnet9"], "--backbone=resnet9: accepted values are"),
+    (["--steps=abc"], "--steps"),
+    (["--steps=0"], "--steps=0: must be >= 1"),
+    (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=7"],
+     "not divisible by the 2 replicas"),
+    (["--batch_size=10", "--accumulation_steps=4"], "divisible by `accumulation_steps`"),
+    (["extra"], "unexpected arguments"),
+])
+def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
+    result = _run(FIT, *flags, f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_workdir_of_another_run_is_refused(demo_dir, tmp_path):
+    workdir = tmp_path / "w"
+    experiment.claim_workdir(make_config("demo", workdir=str(workdir), head="avg",
+                                         data_dir=demo_dir, steps=6, batch_size=4,
+                                         test_frames=4))
+    result = _run(FIT, f"--data_dir={demo_dir}", f"--workdir={workdir}", *SMALL)
+    assert result.returncode == 2
+    assert "holds a run with other settings (head: 'avg' -> 'attention')" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_evaluate_without_a_trained_model(tmp_path):
+    result = _run(EVALUATE, f"--workdir={tmp_path}")
+    assert result.returncode == 2
+    assert "has no config.json, model.keras, labels.txt" in result.stderr

@@ -1,0 +1,81 @@
+"""What the command-line tools in training/ share: one-line errors and quiet start-up.
+
+Bad flags and paths end the program with exit code 2 and one line on stderr naming the flag
+or file and what to do. TensorFlow's C++ runtime prints start-up lines (oneDNN, CUDA
+probing) straight to file descriptor 2 before TF_CPP_MIN_LOG_LEVEL applies;
+`quiet_native_logs` hides them while TensorFlow loads, so that the tools' own messages stand
+alone. Set KERAS_ATTNPOOL_VERBOSE=1 to see them.
+"""
+
+import contextlib
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+_saved_stderr = None
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Prints `<program>: error: <message>` (its first line) and exits with `code`."""
+    restore_stderr()
+    first_line = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
+    print(f"{os.path.basename(sys.argv[0])}: error: {first_line}", file=sys.stderr)
+    sys.exit(code)
+
+
+def parse_flags(argv):
+    """absl's flag parsing, with a bad flag answered by one line and exit code 2."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        fail(f"{error}. See --helpfull.")
+
+
+def silence_native_logs() -> None:
+    """Sends file descriptor 2 to /dev/null until `restore_stderr()` (or `fail`)."""
+    global _saved_stderr
+    if _saved_stderr is not None or os.environ.get("KERAS_ATTNPOOL_VERBOSE"):
+        return
+    sys.stderr.flush()
+    _saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def restore_stderr() -> None:
+    global _saved_stderr
+    if _saved_stderr is None:
+        return
+    sys.stderr.flush()
+    os.dup2(_saved_stderr, 2)
+    os.close(_saved_stderr)
+    _saved_stderr = None
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Silences file descriptor 2 inside the block; Python exceptions still propagate and
+    are printed after it."""
+    silence_native_logs()
+    try:
+        yield
+    finally:
+        restore_stderr()
+
+
+def run(main) -> None:
+    """`absl.app.run(main)` with one-line flag errors, and with the runtime's start-up lines
+    (absl's start initialises TensorFlow's runtime) kept off stderr."""
+    from absl import app
+
+    def quiet_main(argv):
+        restore_stderr()
+        return main(argv)
+
+    silence_native_logs()
+    app.run(quiet_main, flags_parser=parse_flags)
