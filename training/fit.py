@@ -11,10 +11,7 @@ the dataset's protocol (videos: 25 frames averaged) and exports a SavedModel. Th
 lists what the workdir holds.
 """
 
-import json
-import math
 import os
-import sys
 
 from absl import flags, logging
 
@@ -35,6 +32,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (default: workdir/DA
 _BACKBONE = flags.DEFINE_string("backbone", None, "A name from list_backbones().")
 _HEAD = flags.DEFINE_string("head", "attention", f"One of: {', '.join(HEADS)}.")
 _RANK = flags.DEFINE_integer("rank", 1, "Rank of the attention (head=attention).")
+_CLASS_SPECIFIC = flags.DEFINE_boolean("class_specific_bottom_up", False,
+                                       "One bottom-up map per class (head=attention).")
 _WEIGHTS = flags.DEFINE_string("weights", None, "Backbone weights: 'imagenet' or a file.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Model input side in pixels.")
 _NUM_SEGMENTS = flags.DEFINE_integer("num_segments", None, "TSN segments per training clip.")
@@ -89,7 +88,8 @@ def _config():
     return make_config(
         _DATASET.value, workdir=workdir, data_dir=_DATA_DIR.value and os.path.expanduser(
             _DATA_DIR.value), split=_SPLIT.value, records_dir=_RECORDS_DIR.value,
-        backbone=_BACKBONE.value, head=_HEAD.value, rank=_RANK.value, weights=_WEIGHTS.value,
+        backbone=_BACKBONE.value, head=_HEAD.value, rank=_RANK.value,
+        class_specific_bottom_up=_CLASS_SPECIFIC.value, weights=_WEIGHTS.value,
         image_size=_IMAGE_SIZE.value, num_segments=_NUM_SEGMENTS.value,
         test_frames=_TEST_FRAMES.value, eval_views=_EVAL_VIEWS.value, steps=_STEPS.value,
         batch_size=_BATCH_SIZE.value, accumulation_steps=_ACCUMULATION.value,
@@ -102,51 +102,13 @@ def _config():
 
 def run(config) -> dict:
     """Prepare, train, evaluate, export; returns the test metrics."""
-    import dataclasses
-
     from keras_attnpool.trainer import experiment
-
     from keras_attnpool.trainer.strategy import make_strategy
 
     with quiet_native_logs():  # the runtime starts here and probes for CUDA
         strategy = make_strategy(config.strategy)
-    experiment.check_replicas(config, strategy)
-    workdir = experiment.claim_workdir(config)
-    manifest = experiment.prepare_records(config)
-    records_dir, classes = manifest["records_dir"], manifest["classes"]
-    print(f"Records: {records_dir} ({json.dumps(manifest['splits'])} clips, "
-          f"{len(manifest.get('skipped', []))} skipped)")
-    experiment._write_text(os.path.join(workdir, "labels.txt"), "\n".join(classes) + "\n")
-    if _EPOCHS.value is not None:
-        steps = max(1, math.ceil(_EPOCHS.value * manifest["splits"]["train"] / config.batch_size))
-        config = dataclasses.replace(config, steps=steps)
-    print(f"Training {config.backbone} + {config.head} head for {config.steps} steps "
-          f"(batch {config.batch_size}) in {workdir}")
-    clip_model, result = experiment.train(config, workdir, records_dir, len(classes), strategy)
-    if result["resumed_from"]:
-        print(f"Resumed from {result['resumed_from']}")
-    model = experiment.single_frame_model(config, clip_model, len(classes))
-    model_path = os.path.join(workdir, "model.keras")
-    model.save(model_path + ".tmp.keras")
-    os.replace(model_path + ".tmp.keras", model_path)
-    metrics = experiment.evaluate(config, model, records_dir, classes, workdir)
-    print("Test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                               if isinstance(v, float)) + f" ({metrics['num_examples']} videos)")
-    if _EXPORT.value:
-        print(f"Exported: {export(model, classes, workdir)}")
-    print(f"Workdir: {workdir} (model.keras, metrics.json, per_class.csv, labels.txt, "
-          f"checkpoints/, logs/; tensorboard --logdir {os.path.join(workdir, 'logs')})")
-    return metrics
-
-
-def export(model, classes, workdir: str) -> str:
-    try:
-        from keras_attnpool.export import export_saved_model
-    except ImportError:  # the TF Serving exporter is optional here
-        path = os.path.join(workdir, "export", "saved_model")
-        model.export(path)
-        return path
-    return export_saved_model(model, os.path.join(workdir, "export"), classes, overwrite=True)
+    return experiment.run_experiment(config, strategy, epochs=_EPOCHS.value,
+                                     export_model=_EXPORT.value)["metrics"]
 
 
 def main(argv):

@@ -12,6 +12,7 @@
 
 import dataclasses
 import json
+import math
 import os
 from typing import Callable, Optional
 
@@ -24,6 +25,7 @@ from keras_attnpool.models import build_action_model, get_backbone_spec
 from keras_attnpool.trainer import evaluation, objectives, summaries
 from keras_attnpool.trainer.loop import TrainConfig, Trainer
 from keras_attnpool.trainer.presets import RESUMABLE_CHANGES, ExperimentConfig
+from keras_attnpool.trainer.strategy import make_strategy
 
 
 class WorkdirConflictError(ValueError):
@@ -89,6 +91,7 @@ def _head_kwargs(config: ExperimentConfig) -> dict:
     kwargs = {"dropout": config.dropout}
     if config.head == "attention":
         kwargs["rank"] = config.rank
+        kwargs["class_specific_bottom_up"] = config.class_specific_bottom_up
     if config.head == "second_order":
         kwargs["projection_dim"] = 256
     return kwargs
@@ -196,3 +199,57 @@ def single_frame_model(config: ExperimentConfig, clip_model: keras.Model,
     model = build_model(config, num_classes, clip=False)
     model.set_weights(clip_model.get_weights())
     return model
+
+
+def save_model(model: keras.Model, path: str) -> str:
+    """Saves a `.keras` file atomically (a reader never sees half a file)."""
+    temporary = path + ".tmp.keras"
+    model.save(temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def export(config: ExperimentConfig, model: keras.Model, classes: list, workdir: str) -> str:
+    """The TF Serving SavedModel under `workdir/export/<version>/` (a new version per run)."""
+    from keras_attnpool.export import export_saved_model
+
+    return export_saved_model(model, os.path.join(workdir, "export"), classes,
+                              multi_label=config.multi_label, resize_short=config.resize_short)
+
+
+def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.Strategy] = None,
+                   epochs: Optional[float] = None, export_model: bool = True,
+                   log: Callable[[str], None] = print, verbose: bool = True) -> dict:
+    """Prepare, train (resuming), evaluate and export one run.
+
+    Returns:
+        {"metrics", "workdir", "model", "export" (or None), "steps", "resumed_from"}.
+    """
+    strategy = strategy or make_strategy(config.strategy)
+    check_replicas(config, strategy)
+    workdir = claim_workdir(config)
+    manifest = prepare_records(config, log)
+    records_dir, classes = manifest["records_dir"], manifest["classes"]
+    log(f"Records: {records_dir} ({json.dumps(manifest['splits'])} clips, "
+        f"{len(manifest.get('skipped', []))} skipped)")
+    _write_text(os.path.join(workdir, "labels.txt"), "\n".join(classes) + "\n")
+    if epochs is not None:
+        steps = max(1, math.ceil(epochs * manifest["splits"]["train"] / config.batch_size))
+        config = dataclasses.replace(config, steps=steps)
+    log(f"Training {config.backbone} + {config.head} head for {config.steps} steps "
+        f"(batch {config.batch_size}) in {workdir}")
+    clip_model, result = train(config, workdir, records_dir, len(classes), strategy, verbose)
+    if result["resumed_from"]:
+        log(f"Resumed from {result['resumed_from']}")
+    model = single_frame_model(config, clip_model, len(classes))
+    model_path = save_model(model, os.path.join(workdir, "model.keras"))
+    metrics = evaluate(config, model, records_dir, classes, workdir)
+    log("Test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                             if isinstance(v, float)) + f" ({metrics['num_examples']} videos)")
+    exported = export(config, model, classes, workdir) if export_model else None
+    if exported:
+        log(f"Exported: {exported}")
+    log(f"Workdir: {workdir} (model.keras, metrics.json, per_class.csv, labels.txt, "
+        f"checkpoints/, logs/; tensorboard --logdir {os.path.join(workdir, 'logs')})")
+    return {"metrics": metrics, "workdir": workdir, "model": model_path, "export": exported,
+            "steps": config.steps, "resumed_from": result["resumed_from"]}

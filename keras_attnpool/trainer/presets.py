@@ -22,6 +22,7 @@ class ExperimentConfig:
     backbone: str = "resnet101"
     head: str = "attention"
     rank: int = 1
+    class_specific_bottom_up: bool = False
     weights: Optional[str] = None
     image_size: int = 224
     resize_short: Optional[int] = None
