@@ -187,21 +187,19 @@ def prepare_dataset(dataset: str, data_dir: str, output_dir: str, *, split: int 
     spec = read_spec(dataset, data_dir, split, on_error, reader_kwargs)
     settings = {"format": FORMAT, "dataset": spec.name, "data_dir": spec.data_dir,
                 "split": split if "split" in spec.info else None,
-                "short_side": DEFAULT_SHORT_SIDE[kind] if short_side is None else short_side,
-                "jpeg_quality": jpeg_quality,
-                "shard_size": DEFAULT_SHARD_SIZE[kind] if shard_size is None else shard_size,
+                "short_side": short_side or DEFAULT_SHORT_SIDE[kind],
+                "jpeg_quality": jpeg_quality, "shard_size": shard_size or DEFAULT_SHARD_SIZE[kind],
                 "frame_stride": frame_stride, "max_frames": max_frames,
-                "reader_options": {k: reader_kwargs[k] for k in sorted(reader_kwargs)}}
+                "reader_options": dict(sorted(reader_kwargs.items()))}
     plans = plan_shards(spec, settings["shard_size"])
     run = {"workers": workers, "on_error": on_error,
            "max_failure_fraction": max_failure_fraction}
     out = OutputDir(output_dir)
     with out.locked():
         out.claim(json_ready({"format": FORMAT, "settings": settings,
-                               "plan": plan_digest(plans), "counts": spec.counts()}), overwrite)
+                              "plan": plan_digest(plans), "counts": spec.counts()}), overwrite)
         out.remove_temp_files()
-        manifest = _write_missing(out, spec, plans, settings, run, kind, start)
-    return manifest
+        return _write_missing(out, spec, plans, settings, run, kind, start)
 
 
 def _write_missing(out: OutputDir, spec: DatasetSpec, plans: list[ShardPlan],

@@ -166,7 +166,6 @@ def decode_video(path: str, *, short_side: int | None = DEFAULT_SHORT_SIDE,
     """
     _check_arguments(short_side, frame_stride, max_frames)
     path = os.fspath(path)
-    start = time.monotonic()
     with _open(path) as container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
@@ -176,38 +175,52 @@ def decode_video(path: str, *, short_side: int | None = DEFAULT_SHORT_SIDE,
         declared = int(stream.frames or 0)
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
-        frames, indices, decoded, size, source_size = [], [], 0, (0, 0), (0, 0)
-        try:
-            for frame in container.decode(stream):
-                if decoded == 0:
-                    source_size = (frame.height, frame.width)
-                    size = resized_size(frame.height, frame.width, short_side)
-                if decoded % frame_stride == 0:
-                    rgb = _to_rgb(frame, size)
-                    frames.append(rgb if frame_fn is None else frame_fn(rgb))
-                    indices.append(decoded)
-                decoded += 1
-                if time.monotonic() - start > timeout_s:
-                    raise VideoDecodeError(path, f"decoding took longer than {timeout_s:g} s "
-                                                 "(corrupt file?)")
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-        except (av.FFmpegError, OSError) as e:
-            raise VideoDecodeError(path, f"decoding failed after {decoded} frames (FFmpeg: "
-                                         f"{_ffmpeg_reason(e)}); the file is truncated or "
-                                         "corrupt") from e
+        frames, indices, decoded, sizes = _decode_frames(
+            path, container, stream, short_side, frame_stride, max_frames, frame_fn,
+            timeout_s)
     complete = max_frames is None or len(frames) < max_frames
     if complete:
         _check_complete(path, decoded, declared)
     if frame_fn is None:
         frames = np.stack(frames)
     return DecodedVideo(frames, fps / frame_stride, decoded, declared, tuple(indices),
-                        source_size, size, complete)
+                        sizes[0], sizes[1], complete)
+
+
+def _decode_frames(path: str, container: Any, stream: Any, short_side: int | None,
+                   frame_stride: int, max_frames: int | None,
+                   frame_fn: Callable[[np.ndarray], Any] | None, timeout_s: float,
+                   ) -> tuple[list, list[int], int, tuple[tuple[int, int], tuple[int, int]]]:
+    """The decode loop: (kept frames, their indices, frames decoded, (source size, size))."""
+    start = time.monotonic()
+    frames, indices, decoded, size, source_size = [], [], 0, (0, 0), (0, 0)
+    try:
+        for frame in container.decode(stream):
+            if decoded == 0:
+                source_size = (frame.height, frame.width)
+                size = resized_size(frame.height, frame.width, short_side)
+            if decoded % frame_stride == 0:
+                rgb = _to_rgb(frame, size)
+                frames.append(rgb if frame_fn is None else frame_fn(rgb))
+                indices.append(decoded)
+            decoded += 1
+            if time.monotonic() - start > timeout_s:
+                raise VideoDecodeError(path, f"decoding took longer than {timeout_s:g} s "
+                                             "(corrupt file?)")
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    except (av.FFmpegError, OSError) as e:
+        raise VideoDecodeError(path, f"decoding failed after {decoded} frames (FFmpeg: "
+                                     f"{_ffmpeg_reason(e)}); the file is truncated or "
+                                     "corrupt") from e
+    return frames, indices, decoded, (source_size, size)
 
 
 def _to_rgb(frame: Any, size: tuple[int, int]) -> np.ndarray:
-    """One decoded frame as uint8 RGB at `size` (height, width)."""
-    if (frame.height, frame.width) == size:
-        return frame.to_ndarray(format="rgb24")
+    """One decoded frame as uint8 RGB at `size` (height, width).
+
+    An explicit `reformat` is used even at the same size: it measured ~1.5x faster than
+    `to_ndarray(format="rgb24")` for the same pixels.
+    """
     return frame.reformat(width=size[1], height=size[0], format="rgb24",
                           interpolation="AREA").to_ndarray()
