@@ -85,11 +85,12 @@ def apply_train_augmentation(cropped: tf.Tensor, draw: Dict[str, tf.Tensor],
                              image_size: int, color_jitter: bool = True) -> tf.Tensor:
     """Resize, flip and colour-jitter already-cropped frames [T, h, w, 3] -> float32
     [T, image_size, image_size, 3] in [0, 255]."""
+    # Flip first: reversing the (usually uint8) crop moves a quarter of the bytes.
+    cropped = tf.cond(draw["flip"], lambda: tf.reverse(cropped, axis=[2]), lambda: cropped)
     frames = tf.image.resize(cropped, [image_size, image_size], antialias=False)
-    frames = tf.cond(draw["flip"], lambda: tf.reverse(frames, axis=[2]), lambda: frames)
-    if color_jitter:
-        frames = jitter_colors(frames, draw["color_seed"])
-    return tf.clip_by_value(frames, 0.0, 255.0)
+    if not color_jitter:
+        return frames  # bilinear weights are convex: already within [0, 255]
+    return tf.clip_by_value(jitter_colors(frames, draw["color_seed"]), 0.0, 255.0)
 
 
 def augment_train_clip(frames: tf.Tensor, seed: tf.Tensor, image_size: int,
@@ -145,10 +146,13 @@ def jitter_colors(frames: tf.Tensor, seed: tf.Tensor,
     draw = draw_color_jitter(seed, strength)
     matrix = color_twist(draw["saturation"], draw["hue"])
     c = draw["contrast"]
-    mean = tf.reduce_mean(frames, axis=[-3, -2], keepdims=True)
+    # The per-frame mean from every 4th row and column: the same to a fraction of a level,
+    # at 1/16 of the cost.
+    mean = tf.reduce_mean(frames[..., ::4, ::4, :], axis=[-3, -2], keepdims=True)
     # brightness: x + b; contrast: c (x - m) + m with m the mean after brightness.
     offset = (1.0 - c) * mean + 255.0 * draw["brightness"]
-    return tf.einsum("...c,dc->...d", c * frames + offset, matrix)
+    pixels = tf.reshape(c * frames + offset, [-1, 3])
+    return tf.reshape(tf.matmul(pixels, matrix, transpose_b=True), tf.shape(frames))
 
 
 # Evaluation views: name -> (crop positions, with mirrors). Positions are fractions of the

@@ -71,7 +71,7 @@ class _Spec:
     seed: int = 0
     scales: Tuple[float, ...] = augment.MULTISCALE_SCALES
     max_distort: int = 1
-    color_jitter: bool = True
+    color_jitter: bool = False
     heatmap_size: Optional[Tuple[int, int]] = None
     heatmap_shape: str = "disk"
 
@@ -200,7 +200,7 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                   heatmap_size: Union[int, Tuple[int, int], None] = None,
                   heatmap_shape: str = "disk", shuffle_buffer: int = 256,
                   scales: Sequence[float] = augment.MULTISCALE_SCALES, max_distort: int = 1,
-                  color_jitter: bool = True, multi_label: Optional[bool] = None,
+                  color_jitter: bool = False, multi_label: Optional[bool] = None,
                   repeat: bool = True, drop_remainder: bool = True, cycle_length: int = 8,
                   input_context: Optional[tf.distribute.InputContext] = None
                   ) -> tf.data.Dataset:
@@ -221,7 +221,9 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
             about 2 MB for 3 s of 256-px video, so keep this modest for video).
         scales, max_distort: the multi-scale crop (`augment.paper_image_scales(450, 480)` and
             max_distort=0 give the paper's image recipe).
-        color_jitter: brightness/contrast/saturation/hue jitter, one draw per clip.
+        color_jitter: brightness/contrast/saturation/hue jitter, one draw per clip. Off by
+            default: neither the paper nor TSN used it, and it costs about as much CPU as
+            decoding the sampled crops (benchmarks/input_pipeline.py).
         multi_label: labels from the float `labels` feature; None looks at the first record.
         repeat: loop forever (reshuffling each epoch); False gives one epoch.
         drop_remainder: keep every batch full (static shapes for distributed training).

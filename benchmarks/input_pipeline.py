@@ -1,0 +1,288 @@
+"""Input pipeline speed: prepared records against the decode-only limit and PyAV on the fly.
+
+    python benchmarks/input_pipeline.py               # ~4 min on 2 CPU cores
+    python benchmarks/input_pipeline.py --videos=8 --repeats=3 --batches=10   # ~1.5 min
+
+Writes HMDB51-like clips with PyAV into a temp dir: 320x240 mpeg4 .avi, 3.5 s at 30 fps,
+twice: with FFmpeg's default GOP of 12 frames (a keyframe every 0.4 s: seeking is cheap, the
+most favourable case for on-the-fly decoding) and with a GOP of 300 (XviD's default maximum
+keyframe interval; HMDB51's .avi files are XviD/DivX, so a 3.5 s clip usually has one
+keyframe). Prepared records hold JPEG frames (short side 256, quality 90). Then,
+interleaved (every repeat runs every method once, in a rotating order), medians reported:
+
+  pipeline      `train_dataset(num_segments=3, image_size=224, batch_size=8,
+                color_jitter=True)`: read, shuffle, TSN sampling, decode of the sampled
+                crops, resize, flip, colour jitter, batch.
+  pipeline_nj   the same without colour jitter (the default: the paper's and TSN's recipe).
+  decode        the decode-only limit: `tf.io.decode_jpeg` of the same kind of sampled
+                frames (3 per clip, gathered into memory beforehand), parallel map, batched.
+  read_decode   the same decodes, reading the records as a pipeline must (read, parse,
+                sample, decode full frames, batch; no shuffle, no augmentation).
+  pyav_gopN     on the fly: per clip, PyAV decodes the 3 TSN-sampled frames of the .avi
+                (`_pyav_sampled`: from the nearest keyframe, no wasted seeks) in a parallel
+                tf.data map over `tf.numpy_function`, then the pipeline's own crop / resize /
+                flip / jitter ops, batched.
+  pool_gopN     PyAV sampled-frame decoding only (no augmentation) in 2 worker processes:
+                an upper bound for any on-the-fly PyAV loader on this 2-core machine.
+
+Targets (issue 3): pipeline / decode >= 0.8; pipeline / pyav >= 3. (c), prepare's speed,
+is measured by `benchmarks/prepare_speed.py` (`measure_prepare`) when that file exists.
+"""
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_attnpool.data import augment, pipeline, sampling  # noqa: E402
+from keras_attnpool.data.record_format import encode_example, shard_name  # noqa: E402
+
+WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 30, 3.5
+SHORT_SIDE, NUM_SEGMENTS, IMAGE_SIZE, BATCH = 256, 3, 224, 8
+
+
+def _scene(rng: np.random.Generator, t: int, texture: np.ndarray) -> np.ndarray:
+    """A textured background panning slowly with a moving block: compresses like video."""
+    y0, x0 = (t // 2) % 64, t % 64
+    frame = texture[y0:y0 + HEIGHT, x0:x0 + WIDTH].copy()
+    cx = int(40 + (WIDTH - 120) * (t % FPS) / FPS)
+    frame[90:170, cx:cx + 60] = (200, 60, 40)
+    return frame
+
+
+def write_video(path: str, seed: int, gop: int = 12) -> int:
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (HEIGHT // 8 + 10, WIDTH // 8 + 10, 3), dtype=np.uint8)
+    texture = tf.image.resize(coarse[None], [HEIGHT + 80, WIDTH + 80]).numpy()[0]
+    texture = np.clip(texture + rng.normal(0, 6, texture.shape), 0, 255).astype(np.uint8)
+    num_frames = int(SECONDS * FPS)
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.bit_rate = 1_000_000
+        stream.codec_context.gop_size = gop
+        for t in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(_scene(rng, t, texture), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return num_frames
+
+
+def write_records(video_paths, out_dir: str, shards: int = 4) -> list:
+    """Decodes every video once (PyAV), short side 256, JPEG q90, into `shards` files."""
+    files = [os.path.join(out_dir, shard_name("train", i, shards)) for i in range(shards)]
+    writers = [tf.io.TFRecordWriter(f) for f in files]
+    for i, path in enumerate(video_paths):
+        with av.open(path) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        resized = tf.cast(tf.round(tf.image.resize(
+            np.stack(frames), [SHORT_SIDE, SHORT_SIDE * WIDTH // HEIGHT])), tf.uint8)
+        jpegs = [tf.io.encode_jpeg(f, quality=90).numpy() for f in resized]
+        writers[i % shards].write(encode_example(
+            f"video{i}", jpegs, label=i % 51, fps=FPS, height=int(resized.shape[1]),
+            width=int(resized.shape[2])))
+    for w in writers:
+        w.close()
+    return files
+
+
+def _pyav_sampled(path: str, indices) -> np.ndarray:
+    """Decodes the sampled frames of a video with the least decoding work PyAV allows.
+
+    The packets are demuxed first (cheap: no decoding), which shows where the keyframes
+    are; each sampled frame is then decoded from the last keyframe before it, or onwards
+    from the frame decoded last when that is closer: a seek that costs nothing extra.
+    Assumes one packet per frame in display order (no B-frames), as FFmpeg's mpeg4 writes.
+    """
+    out = []
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
+        codec, position, last = stream.codec_context, -1, None
+        for target in indices:
+            target = min(int(target), len(packets) - 1)
+            keyframe = max(k for k in keyframes if k <= target)
+            if not keyframe - 1 <= position <= target:
+                codec.flush_buffers()  # jump: restart decoding at the keyframe
+                position = keyframe - 1
+            while position < target:
+                position += 1
+                for frame in codec.decode(packets[position]):
+                    last = frame
+            out.append(last.to_ndarray(format="rgb24"))
+    return np.stack(out)
+
+
+def _pyav_job(args):
+    path, num_frames, seed = args
+    indices = sampling.segment_indices(num_frames, NUM_SEGMENTS, [seed, 0]).numpy()
+    return _pyav_sampled(path, indices).shape
+
+
+def pyav_dataset(video_paths, num_frames: int, seed: int = 0) -> tf.data.Dataset:
+    """On-the-fly decoding with the pipeline's own sampling and augmentation ops."""
+    def load(index, path):
+        seed_ = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64),
+                                                        index)
+        indices = sampling.segment_indices(num_frames, NUM_SEGMENTS, seed_)
+        frames = tf.numpy_function(lambda p, i: _pyav_sampled(p.decode(), i),
+                                   [path, indices], tf.uint8, stateful=False)
+        frames = tf.ensure_shape(frames, [NUM_SEGMENTS, HEIGHT, WIDTH, 3])
+        clip, _ = augment.augment_train_clip(frames, seed_, IMAGE_SIZE)
+        return clip, index
+    ds = tf.data.Dataset.from_tensor_slices(video_paths).repeat().enumerate()
+    ds = ds.map(load, tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE)
+
+
+def decode_only_dataset(files) -> tf.data.Dataset:
+    """`tf.io.decode_jpeg` of sampled frames held in memory: the decode limit."""
+    clips = []
+    for i, serialized in enumerate(tf.data.TFRecordDataset(files)):
+        record = pipeline.parse_example(serialized)
+        indices = sampling.segment_indices(record["num_frames"], NUM_SEGMENTS, [i, 1])
+        clips.append(sampling.gather_frames(record["frames"], indices))
+    ds = tf.data.Dataset.from_tensor_slices(tf.stack(clips)).repeat()
+    ds = ds.map(lambda e: tf.stack([tf.io.decode_jpeg(e[k], channels=3)
+                                    for k in range(NUM_SEGMENTS)]),
+                tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE)
+
+
+def read_decode_dataset(files) -> tf.data.Dataset:
+    """Records -> parse -> TSN sample -> `tf.io.decode_jpeg`, nothing else."""
+    def load(index, serialized):
+        record = pipeline.parse_example(serialized)
+        seed = pipeline.clip_seeds(0, index)[0]
+        indices = sampling.segment_indices(record["num_frames"], NUM_SEGMENTS, seed)
+        encoded = sampling.gather_frames(record["frames"], indices)
+        return tf.stack([tf.io.decode_jpeg(encoded[k], channels=3)
+                         for k in range(NUM_SEGMENTS)])
+    ds = tf.data.Dataset.from_tensor_slices(files).repeat()
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=len(files),
+                       num_parallel_calls=tf.data.AUTOTUNE).enumerate()
+    ds = ds.map(load, tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE)
+
+
+def clips_per_second(make_dataset, batches: int) -> float:
+    iterator = iter(make_dataset())
+    next(iterator)  # start-up (threads, tracing) is not throughput
+    start = time.perf_counter()
+    for _ in range(batches):
+        tf.nest.map_structure(lambda t: t.numpy(), next(iterator))
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def pool_clips_per_second(pool, video_paths, num_frames: int, clips: int, seed: int) -> float:
+    jobs = [(video_paths[i % len(video_paths)], num_frames, seed + i) for i in range(clips)]
+    pool.map(_pyav_job, jobs[:4])
+    start = time.perf_counter()
+    pool.map(_pyav_job, jobs, chunksize=2)
+    return clips / (time.perf_counter() - start)
+
+
+def _prepare_speed(video_paths):
+    """(c): prepare's speed, if `benchmarks/prepare_speed.py` provides `measure_prepare`."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        from prepare_speed import measure_prepare  # type: ignore
+    except ImportError as e:
+        print(f"(c) prepare speed: not measured here ({e}); see benchmarks/prepare_speed.py")
+        return
+    print("(c) prepare speed (benchmarks/prepare_speed.measure_prepare):")
+    result = measure_prepare(video_paths)
+    for key, value in result.items():
+        print(f"    {key}: {value}")
+
+
+def _setup(args) -> dict:
+    tmp = tempfile.mkdtemp(prefix="input_pipeline_")
+    start = time.perf_counter()
+    videos = {}
+    for gop in (12, 300):
+        videos[gop] = [os.path.join(tmp, f"gop{gop}_clip{i:03d}.avi")
+                       for i in range(args.videos)]
+        num_frames = [write_video(p, i, gop) for i, p in enumerate(videos[gop])][0]
+    files = write_records(videos[12], tmp)
+    size_mb = sum(os.path.getsize(f) for f in files) / 2**20
+    print(f"{args.videos} videos {WIDTH}x{HEIGHT}, {num_frames} frames at {FPS} fps; records "
+          f"{size_mb:.1f} MB (short side {SHORT_SIDE}); set-up {time.perf_counter() - start:.0f}"
+          f" s; {os.cpu_count()} CPUs; TF {tf.__version__}, PyAV {av.__version__}")
+    print(f"clips of {NUM_SEGMENTS} frames at {IMAGE_SIZE}, batch {BATCH}, "
+          f"{args.batches} batches per run, {args.repeats} interleaved repeats")
+    return {"videos": videos, "files": files, "num_frames": num_frames}
+
+
+def _methods(data: dict, pool, args) -> dict:
+    """name -> a function that runs the method once and returns clips/s."""
+    files, videos, n = data["files"], data["videos"], data["num_frames"]
+
+    def train(jitter):
+        return lambda: pipeline.train_dataset(
+            files, num_segments=NUM_SEGMENTS, image_size=IMAGE_SIZE, batch_size=BATCH,
+            seed=0, shuffle_buffer=16, color_jitter=jitter)
+
+    makers = {"pipeline": train(True), "pipeline_nj": train(False),
+              "decode": lambda: decode_only_dataset(files),
+              "read_decode": lambda: read_decode_dataset(files)}
+    methods = {name: (lambda m=m: clips_per_second(m, args.batches))
+               for name, m in makers.items()}
+    for gop, paths in videos.items():
+        methods[f"pyav_gop{gop}"] = lambda p=paths: clips_per_second(
+            lambda: pyav_dataset(p, n), args.batches)
+        methods[f"pool_gop{gop}"] = lambda p=paths: pool_clips_per_second(
+            pool, p, n, args.batches * BATCH, seed=0)
+    return methods
+
+
+def _report(results: dict) -> None:
+    median = {name: statistics.median(v) for name, v in results.items()}
+    for name, values in results.items():
+        print(f"  {name:12s} median {median[name]:7.1f} clips/s   runs "
+              + " ".join(f"{v:.1f}" for v in values))
+
+    def ratio(a, b):
+        return f"{median[a] / median[b]:.2f}"
+    print(f"(a) pipeline / decode-only limit     = {ratio('pipeline', 'decode')}"
+          f"   (target >= 0.8); without jitter {ratio('pipeline_nj', 'decode')}")
+    print(f"    pipeline / read+decode limit     = {ratio('pipeline', 'read_decode')}"
+          f"; without jitter {ratio('pipeline_nj', 'read_decode')}")
+    for gop in (12, 300):
+        print(f"(b) pipeline / PyAV on the fly, GOP {gop:3d} = "
+              f"{ratio('pipeline', f'pyav_gop{gop}')}   (target >= 3); against PyAV "
+              f"decode-only in 2 processes {ratio('pipeline', f'pool_gop{gop}')}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=15)
+    parser.add_argument("--skip_prepare", action="store_true", help="leave out (c)")
+    args = parser.parse_args()
+    data = _setup(args)
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        methods = _methods(data, pool, args)
+        results = {name: [] for name in methods}
+        for r in range(args.repeats):
+            names = list(methods)
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                results[name].append(methods[name]())
+    _report(results)
+    if not args.skip_prepare:
+        _prepare_speed(data["videos"][12])
+
+
+if __name__ == "__main__":
+    main()
