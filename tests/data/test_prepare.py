@@ -384,3 +384,16 @@ def test_cli_refuses_inapplicable_options_and_other_settings(hmdb51, tmp_path):
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr
         assert words in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="flock")
+def test_a_second_prepare_into_the_same_folder_is_refused(hmdb51, tmp_path):
+    import fcntl
+
+    out = tmp_path / "out"
+    (out / ".prepare").mkdir(parents=True)
+    with open(out / ".prepare" / "lock", "a") as handle:  # what a running prepare holds
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OutputDirError, match="another prepare is writing"):
+            prepare_dataset("hmdb51", str(hmdb51), str(out), workers=0)
+    assert not list(out.glob("*.tfrecord"))
