@@ -138,7 +138,7 @@ def pyav_dataset(video_paths, num_frames: int, seed: int = 0) -> tf.data.Dataset
         frames = tf.numpy_function(lambda p, i: _pyav_sampled(p.decode(), i),
                                    [path, indices], tf.uint8, stateful=False)
         frames = tf.ensure_shape(frames, [NUM_SEGMENTS, HEIGHT, WIDTH, 3])
-        clip, _ = augment.augment_train_clip(frames, seed_, IMAGE_SIZE)
+        clip, _ = augment.augment_train_clip(frames, seed_, IMAGE_SIZE, color_jitter=True)
         return clip, index
     ds = tf.data.Dataset.from_tensor_slices(video_paths).repeat().enumerate()
     ds = ds.map(load, tf.data.AUTOTUNE, deterministic=True)

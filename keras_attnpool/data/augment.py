@@ -9,7 +9,7 @@ Training (`draw_train_augmentation` + `apply_train_augmentation`, or `augment_tr
 for decoded frames): a multi-scale random crop in the TSN style (each crop side is one of
 `scales` times the short side, the two sides at most `max_distort` scale steps apart, so the
 aspect ratio jitters; the position is uniform), resized to the model's input size, a
-horizontal flip and a modest colour jitter. The paper's image recipe (short side 480, random
+horizontal flip and, optionally, a modest colour jitter. The paper's image recipe (short side 480, random
 450 crop, flip) is the same crop with `scales=(450 / 480,)` and `max_distort=0`:
 `paper_image_scales(450, 480)`. The pipeline passes the crop box to
 `tf.io.decode_and_crop_jpeg`, so the pixels outside the crop are not even decoded.
@@ -82,7 +82,7 @@ def draw_train_augmentation(height: tf.Tensor, width: tf.Tensor, seed: tf.Tensor
 
 
 def apply_train_augmentation(cropped: tf.Tensor, draw: Dict[str, tf.Tensor],
-                             image_size: int, color_jitter: bool = True) -> tf.Tensor:
+                             image_size: int, color_jitter: bool = False) -> tf.Tensor:
     """Resize, flip and colour-jitter already-cropped frames [T, h, w, 3] -> float32
     [T, image_size, image_size, 3] in [0, 255]."""
     # Flip first: reversing the (usually uint8) crop moves a quarter of the bytes.
@@ -95,7 +95,7 @@ def apply_train_augmentation(cropped: tf.Tensor, draw: Dict[str, tf.Tensor],
 
 def augment_train_clip(frames: tf.Tensor, seed: tf.Tensor, image_size: int,
                        scales: Sequence[float] = MULTISCALE_SCALES, max_distort: int = 1,
-                       color_jitter: bool = True) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+                       color_jitter: bool = False) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
     """Training augmentation of decoded frames [T, H, W, 3]; returns (frames, draw)."""
     shape = tf.shape(frames)
     draw = draw_train_augmentation(shape[1], shape[2], seed, scales, max_distort)

@@ -39,9 +39,13 @@ Records = Union[str, Sequence[str]]
 def list_record_files(records: Records) -> list:
     """Record files from a glob pattern, a file, or a list of files (sorted, checked)."""
     patterns = [records] if isinstance(records, (str, os.PathLike)) else list(records)
+    if not patterns:
+        raise ValueError("no record files given; run training/prepare.py first")
     files = []
-    for pattern in patterns:
-        matches = sorted(tf.io.gfile.glob(os.fspath(pattern)))
+    for pattern in map(os.fspath, patterns):
+        # An existing file is taken as named: names may hold glob characters ('[', '?').
+        matches = [pattern] if tf.io.gfile.exists(pattern) else sorted(
+            tf.io.gfile.glob(pattern))
         if not matches:
             raise FileNotFoundError(f"{pattern}: no record files match; run "
                                     "training/prepare.py first or check the path")
@@ -56,7 +60,8 @@ def split_record_files(directory: str, split: str) -> list:
         with tf.io.gfile.GFile(manifest) as f:
             shards = json.load(f).get("shards", {})
         if split in shards:
-            return [os.path.join(directory, name) for name in shards[split]]
+            return list_record_files([os.path.join(directory, name)
+                                      for name in shards[split]])
     return list_record_files(os.path.join(directory, f"{split}-*-of-*.tfrecord"))
 
 
@@ -78,9 +83,10 @@ class _Spec:
 
 def _is_multi_label(files: Sequence[str]) -> bool:
     """Peeks at the first record: multi-label datasets store a non-empty `labels`."""
-    for serialized in tf.data.TFRecordDataset(files[:1]).take(1):
+    for serialized in tf.data.TFRecordDataset(list(files)).take(1):
         return int(tf.size(parse_example(serialized)["labels"])) > 0
-    raise ValueError(f"{files[0]}: the first record file is empty; rerun prepare")
+    raise ValueError(f"{files[0]} ... {files[-1]}: no records in these files; rerun "
+                     "training/prepare.py")
 
 
 def _label(record: dict, multi_label: bool) -> tf.Tensor:

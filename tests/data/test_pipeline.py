@@ -321,3 +321,16 @@ def test_distributed_input_over_two_logical_cpus(video_records, tmp_path):
     assert report["devices"][0].endswith("CPU:0") and report["devices"][1].endswith("CPU:1")
     assert report["same_as_reference"]
     assert report["from_function_shapes"] == [[2, 2, 8, 8, 3], [2, 2, 8, 8, 3]]
+
+
+def test_file_names_with_glob_characters_and_empty_inputs(tmp_path):
+    odd = tmp_path / "clips [v2]"
+    odd.mkdir()
+    files = write_shards(odd, [(2, 0)] * 2)
+    assert pipeline.list_record_files(files) == files
+    with pytest.raises(ValueError, match="no record files"):
+        pipeline.list_record_files([])
+    empty = str(tmp_path / "empty.tfrecord")
+    tf.io.TFRecordWriter(empty).close()
+    with pytest.raises(ValueError, match="no records"):
+        train(empty)
