@@ -157,6 +157,7 @@ def _address(server: str, default_port: int) -> str:
 
 
 def rest_url(server: str, model_name: str, version: Optional[int] = None) -> str:
+    """TF Serving's REST predict URL (port 8501 unless `server` names one)."""
     version_part = f"/versions/{version}" if version is not None else ""
     return f"http://{_address(server, REST_PORT)}/v1/models/{model_name}{version_part}:predict"
 
@@ -201,6 +202,7 @@ def predict_grpc(server: str, request, timeout: float = 30.0) -> Dict[str, np.nd
 
 
 def outputs_from_grpc(response) -> Dict[str, np.ndarray]:
+    """Arrays from a `PredictResponse`; `top_k_names` decoded to str."""
     import tensorflow as tf
 
     outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}

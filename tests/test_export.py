@@ -1,4 +1,5 @@
-"""SavedModel and TFLite export of a trained cluttered-digit model (keras_attnpool.export)."""
+"""SavedModel and TFLite export (keras_attnpool.export). Tests on the trained demo model are
+`slow`: training it takes ~20 s on 2 cores; input checks use an untrained export."""
 
 import json
 import os
@@ -55,6 +56,16 @@ def demo(tmp_path_factory):
             "loaded": tf.saved_model.load(path), "logits": logits}
 
 
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """An untrained model, exported: enough for input checking, in seconds."""
+    keras.utils.set_random_seed(2)
+    model = build_action_model(3, backbone="tiny", head="attention", input_shape=(32, 32, 3))
+    path = export_saved_model(model, tmp_path_factory.mktemp("small") / "m", list("abc"))
+    images = np.random.default_rng(2).integers(0, 256, (2, 40, 30, 3), dtype=np.uint8)
+    return {"path": path, "loaded": tf.saved_model.load(path), "images": images}
+
+
 def _softmax(logits):
     return tf.nn.softmax(logits).numpy()
 
@@ -70,6 +81,7 @@ def _bottom_up_reference(model, images):
     return np.sum(maps, axis=3)
 
 
+@pytest.mark.slow
 def test_layout_and_assets(demo):
     path = demo["path"]
     assert os.path.basename(path) == "1"
@@ -82,6 +94,7 @@ def test_layout_and_assets(demo):
                                               "classify_video"}
 
 
+@pytest.mark.slow
 def test_signatures_agree_with_keras(demo):
     images = demo["test"][0][:48]
     expected = _softmax(demo["logits"][:48])
@@ -103,6 +116,7 @@ def test_signatures_agree_with_keras(demo):
     np.testing.assert_allclose(pre["logits"], demo["logits"][:48], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_video_scores_average_the_frames(demo):
     frames = demo["test"][0][:12].reshape(3, 4, SIZE, SIZE, 3)
     out = demo["loaded"].signatures["classify_video"](frames=tf.constant(frames))
@@ -115,6 +129,7 @@ def test_video_scores_average_the_frames(demo):
         atol=1e-5)
 
 
+@pytest.mark.slow
 def test_images_of_other_sizes_are_resized_and_centre_cropped(demo):
     images = demo["test"][0][:4]
     signature = demo["loaded"].signatures["classify_images"]
@@ -140,31 +155,42 @@ def test_resize_and_centre_crop_shape_eager_and_in_dataset(shape):
     np.testing.assert_allclose(eager, mapped, atol=1e-4)
 
 
-def test_corrupt_image_bytes_fail_with_a_clear_invalid_argument(demo):
-    serve = demo["loaded"].signatures["serving_default"]
-    good = _png(demo["test"][0][0])
+def test_resize_short_resizes_before_the_centre_crop():
+    image = np.random.default_rng(0).integers(0, 256, (80, 100, 3), dtype=np.uint8)
+    # Short side already 80: no resize, the centre 64x64 window of the 80x100 image.
+    cropped = resize_and_centre_crop(tf.constant(image), (SIZE, SIZE), resize_short=80)
+    np.testing.assert_array_equal(cropped, image[8:72, 18:82].astype(np.float32))
+    model = build_action_model(3, backbone="tiny", head="avg", input_shape=(SIZE, SIZE, 3))
+    with pytest.raises(ValueError, match="resize_short"):
+        export_saved_model(model, "/nonexistent/never/written", list("abc"), resize_short=32)
+
+
+def test_corrupt_image_bytes_fail_with_a_clear_invalid_argument(small):
+    serve = small["loaded"].signatures["serving_default"]
+    good = _png(small["images"][0])
     with pytest.raises(tf.errors.InvalidArgumentError, match="is not a JPEG or PNG image"):
         serve(image_bytes=tf.constant([good, b"definitely not an image"]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="is not a JPEG or PNG image"):
         serve(image_bytes=tf.constant([b""]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid PNG data"):
         serve(image_bytes=tf.constant([good[:len(good) // 2]]))
-    jpeg = tf.io.encode_jpeg(demo["test"][0][0]).numpy()
+    jpeg = tf.io.encode_jpeg(small["images"][0]).numpy()
     with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid JPEG data"):
         serve(image_bytes=tf.constant([jpeg[:len(jpeg) // 2]]))
-    assert serve(image_bytes=tf.constant([good]))["scores"].shape == (1, 5)  # still serving
+    assert serve(image_bytes=tf.constant([good]))["scores"].shape == (1, 3)  # still serving
 
 
 @pytest.mark.parametrize("name, value", [
-    ("classify_images", np.zeros((1, 64, 64, 3), np.float32)),
-    ("classify_images", np.zeros((64, 64, 3), np.uint8)),
-    ("classify_images", np.zeros((1, 64, 64, 4), np.uint8)),
-    ("classify_video", np.zeros((1, 64, 64, 3), np.uint8)),
+    ("classify_images", np.zeros((1, 32, 32, 3), np.float32)),
+    ("classify_images", np.zeros((32, 32, 3), np.uint8)),
+    ("classify_images", np.zeros((1, 32, 32, 4), np.uint8)),
+    ("classify_video", np.zeros((1, 32, 32, 3), np.uint8)),
+    ("classify_preprocessed", np.zeros((1, 40, 40, 3), np.float32)),
     ("serving_default", np.zeros((1,), np.int32)),
     ("serving_default", np.array([[b"x"]])),
 ])
-def test_wrong_dtype_or_shape_is_rejected(demo, name, value):
-    signature = demo["loaded"].signatures[name]
+def test_wrong_dtype_or_shape_is_rejected(small, name, value):
+    signature = small["loaded"].signatures[name]
     (key,) = signature.structured_input_signature[1]
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
         signature(**{key: tf.constant(value)})
@@ -206,6 +232,7 @@ def test_other_heads_export(tmp_path, head):
         np.testing.assert_allclose(attention, np.full((3, 4, 4), 1 / 16), atol=1e-7)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_show_and_run(demo, tmp_path):
     path = demo["path"]
     cli = os.path.join(BIN, "saved_model_cli")
@@ -238,6 +265,7 @@ def tflite_models(demo, tmp_path_factory):
             for kind in ("float", "dynamic", "int8")}
 
 
+@pytest.mark.slow
 def test_tflite_float_agrees_with_keras(demo, tflite_models):
     pixels = demo["test"][0][:100].astype(np.float32)
     out = run_tflite(load_interpreter(tflite_models["float"]), pixels)
@@ -259,6 +287,7 @@ def test_quantized_tflite_keeps_the_top1(demo, tflite_models, kind, agreement):
         assert np.int8 in dtypes and interpreter.get_input_details()[0]["dtype"] == np.float32
 
 
+@pytest.mark.slow
 def test_tflite_metadata_beside_the_model(demo, tflite_models):
     folder = os.path.dirname(tflite_models["int8"])
     with open(os.path.join(folder, "model_int8.json")) as f:
@@ -271,11 +300,11 @@ def test_tflite_metadata_beside_the_model(demo, tflite_models):
         assert f.read().splitlines() == demo["names"]
 
 
-def test_int8_needs_representative_data(demo, tmp_path):
+def test_int8_needs_representative_data(small, tmp_path):
     with pytest.raises(ValueError, match="representative_data"):
-        export_tflite(demo["path"], str(tmp_path / "m.tflite"), "int8")
+        export_tflite(small["path"], str(tmp_path / "m.tflite"), "int8")
     with pytest.raises(ValueError, match="quantization"):
-        export_tflite(demo["path"], str(tmp_path / "m.tflite"), "int4")
+        export_tflite(small["path"], str(tmp_path / "m.tflite"), "int4")
 
 
 def test_models_config_adds_and_updates_entries(tmp_path):

@@ -17,7 +17,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (model.keras, labels.txt, "
                                "config.json).")
@@ -57,12 +57,19 @@ def _check_paths() -> None:
         _fail(f"--export_dir={export_dir} is a file; pass a folder such as savedmodels/NAME.")
     if not os.path.basename(os.path.abspath(export_dir)).strip():
         _fail(f"--export_dir={export_dir}: name the model folder, e.g. savedmodels/NAME.")
+    version = _VERSION.value
+    if version is not None and not _OVERWRITE.value and os.path.exists(
+            os.path.join(export_dir, str(version))):
+        # Checked here too, before TensorFlow starts, so the answer comes at once.
+        _fail(f"--version={version}: {os.path.join(export_dir, str(version))} already "
+              "exists; pass another --version, leave it out for the next one, or --overwrite.")
 
 
 def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=PATH.")
     _check_paths()
+    logging.set_verbosity(logging.WARNING)  # TF's INFO lines about saving drown the result
 
     from keras_attnpool.export import VersionExistsError, WorkdirError, export_workdir
 

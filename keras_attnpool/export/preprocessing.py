@@ -1,24 +1,32 @@
 """In-graph preprocessing for exported models: decode, resize, centre crop.
 
-Served models see images of any size. As at evaluation, each image is resized (bilinear,
-antialiased) so that it covers the model's input size with its short side matching, then the
-centre (height, width) window is kept. Pixels stay float32 RGB in [0, 255]: the backbone's own
+Served models see images of any size. As at evaluation, each image is resized so that its
+short side is `resize_short` (default: the model's input size; evaluation pipelines that
+resize to e.g. 256 before a 224 crop pass that) and covers the input size, then the centre
+(height, width) window is kept. Pixels stay float32 RGB in [0, 255]: the backbone's own
 normalisation is inside the Keras model.
+
+The resize is bilinear with antialiasing: served images can be far larger than the model's
+input (a phone photo), and training frames were shrunk the same way (PIL's bilinear, which
+antialiases, when records were prepared). At the input size itself it is the identity.
 """
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def resize_and_centre_crop(images: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
-    """Resizes so the image covers `size` (short side matching), then crops the centre.
+def resize_and_centre_crop(images: tf.Tensor, size: Sequence[int],
+                           resize_short: Optional[int] = None) -> tf.Tensor:
+    """Resizes the short side to `resize_short` (covering `size`), then crops the centre.
 
     Args:
         images: (B, h, w, 3) or (h, w, 3), any numeric dtype, RGB in [0, 255].
         size: (height, width) of the model's input.
+        resize_short: short side before cropping; None: just cover `size` (for a square
+            input, the short side becomes the input size).
 
     Returns:
         float32 tensor of the same rank with spatial size `size`. An image already of that
@@ -30,6 +38,8 @@ def resize_and_centre_crop(images: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     in_height = tf.cast(shape[-3], tf.float32)
     in_width = tf.cast(shape[-2], tf.float32)
     scale = tf.maximum(height / in_height, width / in_width)
+    if resize_short:
+        scale = tf.maximum(scale, resize_short / tf.minimum(in_height, in_width))
     # max(): rounding must never leave the image a pixel short of the crop.
     new_height = tf.maximum(height, tf.cast(tf.round(in_height * scale), tf.int32))
     new_width = tf.maximum(width, tf.cast(tf.round(in_width * scale), tf.int32))
@@ -54,7 +64,8 @@ def _check_image_format(data: tf.Tensor, index: tf.Tensor) -> tf.Operation:
     )
 
 
-def decode_and_resize(image_bytes: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+def decode_and_resize(image_bytes: tf.Tensor, size: Sequence[int],
+                      resize_short: Optional[int] = None) -> tf.Tensor:
     """JPEG or PNG bytes (B,) of any size -> float32 (B, height, width, 3) RGB in [0, 255].
 
     A corrupt element raises `tf.errors.InvalidArgumentError`: the format check names the
@@ -67,7 +78,7 @@ def decode_and_resize(image_bytes: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
         data = image_bytes[index]
         with tf.control_dependencies([_check_image_format(data, index)]):
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        return resize_and_centre_crop(image, (height, width))
+        return resize_and_centre_crop(image, (height, width), resize_short)
 
     count = tf.shape(image_bytes)[0]
     return tf.map_fn(one, tf.range(count),

@@ -52,7 +52,9 @@ def _preprocessing_info(model: keras.Model, graph: ServingGraph) -> dict:
         "input_size": list(graph.image_size),
         "input": "float32 RGB in [0, 255], (B, H, W, 3); normalisation is inside the model",
         "model_normalisation": mode,
-        "resize": "bilinear (antialiased) so the short side matches, then centre crop",
+        "resize_short": graph.resize_short or min(graph.image_size),
+        "resize": "bilinear (antialiased) to short side resize_short (covering the input "
+                  "size), then centre crop",
         "num_classes": graph.num_classes,
         "score": "sigmoid" if graph.multi_label else "softmax",
         "head": graph.head.name,
@@ -67,9 +69,7 @@ def _all_layers(model: keras.Model):
             yield from _all_layers(layer)
 
 
-def _write_saved_model(model: keras.Model, path: str, class_names: Sequence[str],
-                       top_k: int, multi_label: bool) -> None:
-    graph = ServingGraph(model, class_names, top_k=top_k, multi_label=multi_label)
+def _write_saved_model(model: keras.Model, path: str, graph: ServingGraph) -> None:
     archive = keras.export.ExportArchive()
     archive.track(graph.core)
     for name, function in graph.functions().items():
@@ -99,7 +99,8 @@ def _resolve_version(export_dir: str, version: Optional[int], overwrite: bool) -
 
 def export_saved_model(model: keras.Model, export_dir: str, class_names: Sequence[str],
                        version: Optional[int] = None, overwrite: bool = False,
-                       top_k: int = 5, multi_label: bool = False) -> str:
+                       top_k: int = 5, multi_label: bool = False,
+                       resize_short: Optional[int] = None) -> str:
     """Exports a single-frame image model as `export_dir/<version>/` for TF Serving.
 
     Signatures (see `keras_attnpool.export.serving` for the outputs):
@@ -117,10 +118,15 @@ def export_saved_model(model: keras.Model, export_dir: str, class_names: Sequenc
         overwrite: replace an existing version (otherwise `VersionExistsError`).
         top_k: how many classes the top-k outputs list.
         multi_label: sigmoid scores (HICO) instead of softmax.
+        resize_short: short side before the centre crop, as the evaluation pipeline does it
+            (None: the model's input size).
 
     Returns:
         The path of the written version folder.
     """
+    # Checks the model and arguments before anything is written.
+    graph = ServingGraph(model, class_names, top_k=top_k, multi_label=multi_label,
+                         resize_short=resize_short)
     export_dir = os.path.abspath(os.fspath(export_dir))
     os.makedirs(export_dir, exist_ok=True)
     version = _resolve_version(export_dir, version, overwrite)
@@ -128,8 +134,7 @@ def export_saved_model(model: keras.Model, export_dir: str, class_names: Sequenc
     # Hidden (dot) names are not integer versions, so TF Serving ignores them.
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir)
     try:
-        _write_saved_model(model, os.path.join(staging, "model"), class_names, top_k,
-                           multi_label)
+        _write_saved_model(model, os.path.join(staging, "model"), graph)
         _move_into_place(os.path.join(staging, "model"), target, staging, overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

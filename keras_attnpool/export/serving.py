@@ -13,7 +13,7 @@ attention (`avg_head`, `second_order_head`) weight every position alike, so they
 uniform map 1 / (h * w).
 """
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -69,10 +69,11 @@ class ServingGraph:
         class_names: K names, in class-index order.
         top_k: how many classes `top_k_ids` / `top_k_names` list (capped at K).
         multi_label: scores are per-class sigmoids (HICO) instead of a softmax.
+        resize_short: short side before the centre crop (None: the input size).
     """
 
     def __init__(self, model: keras.Model, class_names: Sequence[str], top_k: int = 5,
-                 multi_label: bool = False):
+                 multi_label: bool = False, resize_short: Optional[int] = None):
         self.image_size = check_exportable(model)
         logits = model.output["logits"] if isinstance(model.output, dict) else model.output
         self.num_classes = int(logits.shape[-1])
@@ -87,6 +88,10 @@ class ServingGraph:
         self.class_names = [str(name) for name in class_names]
         self.top_k = min(int(top_k), self.num_classes)
         self.multi_label = multi_label
+        if resize_short is not None and resize_short < min(self.image_size):
+            raise ValueError(f"`resize_short` ({resize_short}) must be >= the input size "
+                             f"{self.image_size}: the crop is taken after the resize.")
+        self.resize_short = resize_short
 
     def _bottom_up(self, features: dict, class_ids: tf.Tensor) -> tf.Tensor:
         """(B, h, w) float32 saliency; `class_ids` (B,) picks class-specific maps."""
@@ -127,12 +132,14 @@ class ServingGraph:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serving_default(image_bytes):
-            return self._classify(decode_and_resize(image_bytes, self.image_size))
+            pixels = decode_and_resize(image_bytes, self.image_size, self.resize_short)
+            return self._classify(pixels)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8,
                                                     name="images")])
         def classify_images(images):
-            return self._classify(resize_and_centre_crop(images, self.image_size))
+            pixels = resize_and_centre_crop(images, self.image_size, self.resize_short)
+            return self._classify(pixels)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, 3], tf.uint8,
                                                     name="frames")])
@@ -154,7 +161,7 @@ class ServingGraph:
         batch, num_frames = shape[0], shape[1]
         tf.debugging.assert_positive(num_frames, message="frames: T (axis 1) must be >= 1.")
         flat = tf.reshape(frames, tf.concat([[batch * num_frames], shape[2:]], axis=0))
-        pixels = resize_and_centre_crop(flat, self.image_size)
+        pixels = resize_and_centre_crop(flat, self.image_size, self.resize_short)
         outputs = self.core(pixels, training=False)
         logits = tf.cast(outputs["logits"], tf.float32)
         frame_scores = tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits, -1)

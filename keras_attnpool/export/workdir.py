@@ -4,7 +4,8 @@ A workdir holds
     model.keras   the trained single-frame image model
     labels.txt    class names, one per line, in index order
     config.json   at least {"backbone", "head", "num_classes", "image_size": [H, W],
-                  "records_dir": path or null, "dataset"}
+                  "records_dir": path or null, "dataset"}; optional "resize_short" (the
+                  evaluation short side before the centre crop) and "multi_label"
 and int8 calibration images come from `records_dir`'s `train-*.tfrecord` shards (the first
 frame of each record, read from all shards in turn so that every class is seen).
 """
@@ -149,7 +150,8 @@ def export_workdir(workdir: str, export_dir: str, version: Optional[int] = None,
     export_dir = os.path.abspath(export_dir)
     version = next_version(export_dir) if version is None else version
     saved_model = export_saved_model(loaded.model, export_dir, loaded.class_names, version,
-                                     overwrite=overwrite, multi_label=loaded.multi_label)
+                                     overwrite=overwrite, multi_label=loaded.multi_label,
+                                     resize_short=loaded.config.get("resize_short"))
     result = {"saved_model": saved_model, "version": version, "tflite": None,
               "models_config": None}
     if models_config:

@@ -1,0 +1,128 @@
+"""training/export.py end to end on a small workdir, and its answers to bad flags and paths."""
+
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_attnpool import build_action_model  # noqa: E402
+from keras_attnpool.data import record_format  # noqa: E402
+from keras_attnpool.data.cluttered_digits import load_cluttered_digits  # noqa: E402
+from keras_attnpool.export import (calibration_images, export_workdir,  # noqa: E402
+                                   read_models_config)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPORT = os.path.join(ROOT, "training", "export.py")
+
+
+def _run(*flags):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, EXPORT, *flags], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def _write_records(folder, frames):
+    os.makedirs(folder)
+    for shard in range(2):
+        path = os.path.join(folder, record_format.shard_name("train", shard, 2))
+        with tf.io.TFRecordWriter(path) as writer:
+            for index, frame in enumerate(frames[shard::2]):
+                jpeg = tf.io.encode_jpeg(frame).numpy()
+                writer.write(record_format.encode_example(
+                    f"clip{shard}_{index}", [jpeg, jpeg], label=0, height=64, width=64))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A workdir as the trainer leaves it (model untrained: the CLI is what is tested)."""
+    root = tmp_path_factory.mktemp("run")
+    (train_frames, _), _, names = load_cluttered_digits(40, 10, 3, seed=0)
+    keras.utils.set_random_seed(0)
+    build_action_model(3, backbone="tiny", head="attention",
+                       input_shape=(64, 64, 3)).save(root / "model.keras")
+    (root / "labels.txt").write_text("\n".join(names) + "\n")
+    _write_records(str(root / "records"), train_frames)
+    config = {"backbone": "tiny", "head": "attention", "num_classes": 3,
+              "image_size": [64, 64], "records_dir": str(root / "records"),
+              "dataset": "cluttered_digits"}
+    (root / "config.json").write_text(json.dumps(config))
+    return root
+
+
+def test_calibration_images_are_first_frames_from_every_shard(workdir):
+    images = calibration_images(str(workdir / "records"), count=5)
+    assert len(images) == 5 and images[0].shape == (64, 64, 3) and images[0].dtype == np.uint8
+
+
+@pytest.mark.slow
+def test_exports_a_version_config_and_int8_then_refuses_to_overwrite(workdir, tmp_path):
+    export_dir = tmp_path / "savedmodels" / "digits"
+    result = _run(f"--workdir={workdir}", f"--export_dir={export_dir}", "--tflite=int8")
+    assert result.returncode == 0, result.stderr
+    assert (export_dir / "1" / "saved_model.pb").is_file()
+    assert (export_dir / "1" / "assets" / "labels.txt").read_text().split() == [
+        "digit_0", "digit_1", "digit_2"]
+    tflite = export_dir / "tflite" / "1"
+    assert {"model_int8.tflite", "model_int8.json", "labels.txt"} <= set(os.listdir(tflite))
+    config = read_models_config(str(tmp_path / "savedmodels" / "models.config"))
+    assert [(c.name, c.base_path) for c in config.model_config_list.config] == [
+        ("digits", "/models/digits")]
+
+    refused = _run(f"--workdir={workdir}", f"--export_dir={export_dir}", "--version=1")
+    assert refused.returncode == 2
+    assert "already exists" in refused.stderr and "--overwrite" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+    replaced = _run(f"--workdir={workdir}", f"--export_dir={export_dir}", "--version=1",
+                    "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert sorted(os.listdir(export_dir)) == ["1", "tflite"]
+
+
+def test_int8_without_records_fails_before_writing(workdir, tmp_path):
+    config = json.loads((workdir / "config.json").read_text())
+    other = tmp_path / "run"
+    other.mkdir()
+    for name in ("model.keras", "labels.txt"):
+        (other / name).write_bytes((workdir / name).read_bytes())
+    (other / "config.json").write_text(json.dumps({**config, "records_dir": None}))
+    with pytest.raises(ValueError, match="records_dir=None"):
+        export_workdir(str(other), str(tmp_path / "out"), tflite="int8")
+    assert not (tmp_path / "out").exists()
+    # With calibration images passed in, the same workdir exports.
+    frames = calibration_images(str(workdir / "records"), count=8)
+    result = export_workdir(str(other), str(tmp_path / "out"), tflite="int8",
+                            representative_data=frames, models_config=False)
+    assert os.path.isfile(result["tflite"]) and result["version"] == 1
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--tflite=int4"], "--tflite=int4: value should be one of"),
+    (["--version=0"], "--version=0"),
+    (["extra"], "unexpected arguments"),
+    (["--workdir={missing}"], "no such directory"),
+    (["--export_dir={workdir}/model.keras"], "is a file"),
+])
+def test_bad_flags_and_paths_exit_2_with_one_line(workdir, tmp_path, flags, message):
+    defaults = {"--workdir": str(workdir), "--export_dir": str(tmp_path / "m")}
+    for flag in flags:
+        defaults[flag.split("=")[0]] = flag.split("=", 1)[1] if "=" in flag else None
+    argv = [f"{k}={v}" if v is not None else k for k, v in defaults.items()]
+    argv = [a.format(missing=tmp_path / "nope", workdir=workdir) for a in argv]
+    result = _run(*argv)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_required_flags_exit_2():
+    result = _run()
+    assert result.returncode == 2
+    assert "--workdir" in result.stderr and "Traceback" not in result.stderr
