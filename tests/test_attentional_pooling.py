@@ -42,8 +42,8 @@ def test_no_bias_is_low_rank_second_order_pooling(rank, class_specific, shape):
                                use_bias=False)
     layer.build(shape)
     _randomise(layer)
-    expected = _second_order_scores(features, np.asarray(layer.top_down_kernel),
-                                     np.asarray(layer.bottom_up_kernel))
+    expected = _second_order_scores(
+        features, np.asarray(layer.top_down_kernel), np.asarray(layer.bottom_up_kernel))
     np.testing.assert_allclose(layer(features), expected, rtol=1e-4, atol=1e-4)
 
 

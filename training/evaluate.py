@@ -12,12 +12,10 @@ import dataclasses
 import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import flags, logging  # noqa: E402
+from absl import flags, logging
 
 import cli_common
-from cli_common import fail, quiet_native_logs  # noqa: E402
+from cli_common import fail, quiet_native_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by training/fit.py.")
 _TEST_FRAMES = flags.DEFINE_integer("test_frames", None, "Frames per video (default: run's).")

@@ -66,19 +66,19 @@ def _write_keypoints(folder: str, stem: str, centres: np.ndarray) -> None:
             json.dump(payload, f)
 
 
-def _settings(num_classes, clips_per_class, num_frames, seed) -> dict:
+def _settings(num_classes, clips_per_class, num_frames, num_fragments, seed) -> dict:
     return {"num_classes": num_classes, "clips_per_class": clips_per_class,
-            "num_frames": num_frames, "seed": seed, "fps": FPS,
+            "num_frames": num_frames, "num_fragments": num_fragments, "seed": seed, "fps": FPS,
             "frame_size": cluttered_digits.FRAME_SIZE, "version": 1}
 
 
-def make_demo_dataset(root: str, num_classes: int = 5, clips_per_class: int = 40,
-                      num_frames: int = 16, seed: int = 0,
+def make_demo_dataset(root: str, num_classes: int = 5, clips_per_class: int = 100,
+                      num_frames: int = 16, num_fragments: int = 30, seed: int = 0,
                       test_fraction: float = 0.3) -> str:
     """Writes the demo dataset to `root` (once: a complete one with the same settings is
     reused) and returns `root`. The write goes to a temporary folder renamed at the end, so
     an interrupted run never leaves a half dataset that looks complete."""
-    settings = _settings(num_classes, clips_per_class, num_frames, seed)
+    settings = _settings(num_classes, clips_per_class, num_frames, num_fragments, seed)
     marker = os.path.join(root, COMPLETE)
     if os.path.exists(marker):
         with open(marker) as f:
@@ -114,7 +114,8 @@ def _write_tree(root: str, settings: dict, test_fraction: float) -> None:
             is_test = i >= settings["clips_per_class"] - num_test
             pool = instances[cut:] if is_test else instances[:cut]
             frames, centres = cluttered_digits.render_clip(
-                images[rng.choice(pool)], fragments, rng, num_frames=settings["num_frames"])
+                images[rng.choice(pool)], fragments, rng, num_frames=settings["num_frames"],
+                num_fragments=settings["num_fragments"])
             stem = f"{name}_{i:03d}"
             os.makedirs(os.path.join(root, name), exist_ok=True)
             _write_video(os.path.join(root, name, f"{stem}.avi"), frames)

@@ -79,6 +79,7 @@ class _Spec:
     color_jitter: bool = False
     heatmap_size: Optional[Tuple[int, int]] = None
     heatmap_shape: str = "disk"
+    flip: bool = True
 
 
 def _is_multi_label(files: Sequence[str]) -> bool:
@@ -128,6 +129,8 @@ def _sample_train(index: tf.Tensor, serialized: tf.Tensor, spec: _Spec) -> dict:
     shape = tf.io.extract_jpeg_shape(encoded[0])
     draw = augment.draw_train_augmentation(shape[0], shape[1], augment_seed, spec.scales,
                                            spec.max_distort)
+    if not spec.flip:  # for classes that a mirror image changes (digits, text, left/right)
+        draw["flip"] = tf.constant(False)
     out = {"encoded": encoded, "label": _label(record, spec.multi_label), "width": shape[1],
            **draw}
     if spec.heatmap_size is not None:
@@ -206,7 +209,8 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                   heatmap_size: Union[int, Tuple[int, int], None] = None,
                   heatmap_shape: str = "disk", shuffle_buffer: int = 256,
                   scales: Sequence[float] = augment.MULTISCALE_SCALES, max_distort: int = 1,
-                  color_jitter: bool = False, multi_label: Optional[bool] = None,
+                  color_jitter: bool = False, flip: bool = True,
+                  multi_label: Optional[bool] = None,
                   repeat: bool = True, drop_remainder: bool = True, cycle_length: int = 8,
                   input_context: Optional[tf.distribute.InputContext] = None
                   ) -> tf.data.Dataset:
@@ -230,6 +234,7 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
         color_jitter: brightness/contrast/saturation/hue jitter, one draw per clip. Off by
             default: neither the paper nor TSN used it, and it costs about as much CPU as
             decoding the sampled crops (benchmarks/input_pipeline.py).
+        flip: random horizontal flips (off for classes a mirror image changes, e.g. digits).
         multi_label: labels from the float `labels` feature; None looks at the first record.
         repeat: loop forever (reshuffling each epoch); False gives one epoch.
         drop_remainder: keep every batch full (static shapes for distributed training).
@@ -240,7 +245,7 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
     files = list_record_files(records)
     spec = _Spec(num_segments, image_size,
                  _is_multi_label(files) if multi_label is None else multi_label, image_mode,
-                 seed, tuple(scales), max_distort, color_jitter, size, heatmap_shape)
+                 seed, tuple(scales), max_distort, color_jitter, size, heatmap_shape, flip)
     ds = _read(files, seed, cycle_length, input_context, repeat)
     # Records of the interleaved shards are mixed further in a buffer of whole clips.
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

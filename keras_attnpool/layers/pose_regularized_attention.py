@@ -1,4 +1,4 @@
-"""Pose-regularised attention (Girdhar & Ramanan 2017, Fig. 2b): bottom-up attention from a pose branch."""
+"""Pose-regularised attention (Girdhar & Ramanan 2017, Fig. 2b): bottom-up from a pose branch."""
 
 import keras
 from keras import ops

@@ -43,7 +43,7 @@ def claim_workdir(config: ExperimentConfig) -> str:
     """Creates the workdir, or checks that its config.json describes this same run."""
     workdir = config_workdir(config)
     path = os.path.join(workdir, "config.json")
-    new = dataclasses.asdict(config)
+    new = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, as on disk
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
@@ -117,6 +117,13 @@ def _optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(learning_rate, momentum=0.9)
 
 
+def _crop_scales(config: ExperimentConfig) -> tuple:
+    """Images: the paper's "resize to 480, random 450 crop"; videos: the preset's scales."""
+    if not config.is_video and config.resize_short:
+        return (config.image_size / config.resize_short,)
+    return tuple(config.crop_scales)
+
+
 def _train_data(config: ExperimentConfig, records_dir: str, batch_size: int):
     files = pipeline.split_record_files(records_dir, "train")
     pose = config.head == "pose_attention"
@@ -126,7 +133,7 @@ def _train_data(config: ExperimentConfig, records_dir: str, batch_size: int):
             files, num_segments=config.num_segments, image_size=config.image_size,
             batch_size=batch_size, seed=config.seed, image_mode=not config.is_video,
             with_keypoints=pose, heatmap_size=_heatmap_size(config) if pose else None,
-            multi_label=config.multi_label)
+            multi_label=config.multi_label, flip=config.flip, scales=_crop_scales(config))
         return ds.skip(start)
 
     return dataset_fn

@@ -87,7 +87,8 @@ class Trainer:
             raise ValueError(
                 f"`global_batch_size` {config.global_batch_size} / accumulation "
                 f"{config.accumulation_steps} = {config.micro_batch_size} is not divisible by "
-                f"the {replicas} replicas; use a multiple of {replicas * config.accumulation_steps}.")
+                f"the {replicas} replicas; use a multiple of "
+                f"{replicas * config.accumulation_steps}.")
         self.strategy, self.loss_fn, self.config = strategy, loss_fn, config
         self.workdir = workdir
         with strategy.scope():

@@ -1,22 +1,26 @@
 """Attention pictures for TensorBoard during training.
 
 A fixed set of test frames (the middle frame of the first test clips) is run through the
-backbone and the attention head at every checkpoint step; the bottom-up map, normalised and
-upsampled, is laid over each frame in red.
+backbone and the attention head at every checkpoint step and drawn by
+`keras_attnpool.visualize` (input, bottom-up, top-down and product maps, top-k labels), the
+same pictures as `training/visualize.py` makes.
 """
 
-from typing import Callable, Optional
+import os
+from typing import Callable, List, Optional, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_attnpool import visualize
 from keras_attnpool.data import pipeline
 
 NUM_PICTURES = 4
 
 
-def _fixed_frames(config, records_dir: str) -> Optional[np.ndarray]:
+def _fixed_frames(config, records_dir: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(frames (N, S, S, 3), labels (N,)) of the first test clips, or None."""
     try:
         files = pipeline.split_record_files(records_dir, "test")
     except (ValueError, FileNotFoundError):
@@ -25,19 +29,34 @@ def _fixed_frames(config, records_dir: str) -> Optional[np.ndarray]:
                                  test_frames=1, resize_short=config.resize_short,
                                  image_mode=not config.is_video, fold_frames=True,
                                  multi_label=config.multi_label)
-    for frames, _, _ in data.take(1):
-        return frames.numpy()
+    for frames, labels, _ in data.take(1):
+        return frames.numpy(), labels.numpy()
     return None
 
 
-def overlay(frames: np.ndarray, bottom_up: np.ndarray) -> np.ndarray:
-    """frames (B, H, W, 3) in [0, 255], maps (B, h, w) -> uint8 pictures (B, H, W, 3)."""
-    maps = bottom_up - bottom_up.min(axis=(1, 2), keepdims=True)
-    maps = maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-6)
-    maps = tf.image.resize(maps[..., None], frames.shape[1:3], method="bilinear").numpy()
-    red = np.concatenate([np.ones_like(maps), np.zeros_like(maps), np.zeros_like(maps)], -1)
-    mixed = frames / 255.0 * (1 - 0.5 * maps) + 0.5 * maps * red
-    return np.clip(mixed * 255, 0, 255).astype(np.uint8)
+def _class_names(config, num_classes: int) -> List[str]:
+    """The workdir's labels.txt (written before training starts), else "class k"."""
+    path = os.path.join(os.path.abspath(os.path.expanduser(config.workdir)), "labels.txt")
+    if os.path.isfile(path):
+        with open(path) as f:
+            names = [line.strip() for line in f if line.strip()]
+        if len(names) == num_classes:
+            return names
+    return [f"class {k}" for k in range(num_classes)]
+
+
+def draw(frames: np.ndarray, maps: visualize.AttentionMaps, class_names: List[str],
+         labels: Optional[np.ndarray] = None) -> np.ndarray:
+    """One `visualize.attention_figure` per frame, as uint8 (N, H, W, 3)."""
+    pictures = []
+    for i in range(len(frames)):
+        one = visualize.AttentionMaps(maps.bottom_up[i:i + 1], maps.top_down[i:i + 1],
+                                      maps.product[i:i + 1], maps.logits[i:i + 1])
+        true_label = None if labels is None or np.ndim(labels[i]) else int(labels[i])
+        figure = visualize.attention_figure(frames[i:i + 1], one, class_names,
+                                            true_label=true_label, title=f"test example {i}")
+        pictures.append(visualize.figure_to_array(figure))
+    return np.stack(pictures)
 
 
 def attention_pictures(config, records_dir: str,
@@ -48,11 +67,13 @@ def attention_pictures(config, records_dir: str,
         config.head)
     if head_name is None:
         return None
-    frames = _fixed_frames(config, records_dir)
-    if frames is None:
+    fixed = _fixed_frames(config, records_dir)
+    if fixed is None:
         return None
+    frames, labels = fixed
     backbone = model.get_layer(f"{config.backbone}_backbone")
     head = model.get_layer(head_name)
+    class_names = _class_names(config, head.num_classes)
 
     def on_log(step: int, logs: dict) -> None:
         if step % config.checkpoint_every and step != config.steps:
@@ -60,9 +81,8 @@ def attention_pictures(config, records_dir: str,
         features = backbone(frames, training=False)
         head_input = ([features["pose"], features["final"]] if head_name ==
                       "pose_attention_head" else features["final"])
-        maps = np.asarray(head.attention_maps(head_input)["bottom_up"])
-        bottom_up = maps.reshape(maps.shape[:3] + (-1,)).sum(axis=-1)
-        tf.summary.image("attention/bottom_up", overlay(frames, bottom_up),
+        maps = visualize.maps_from_head(head, head_input)
+        tf.summary.image("attention", draw(frames, maps, class_names, labels),
                          max_outputs=NUM_PICTURES)
 
     return on_log
