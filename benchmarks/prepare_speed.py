@@ -14,6 +14,8 @@ rotating order), medians reported:
   prepare_2   the same with 2 worker processes.
   decode      PyAV decode-only of the same videos in one process, one decoder thread (no
               RGB conversion, no resize, no JPEG): the per-core limit of any decoder.
+  decode_rgb  the same plus conversion to RGB arrays: what any PyAV loader must at least do
+              to produce pixels.
 
 Every method runs in a fresh `python -c` process: the timing then does not depend on the
 calling script (a spawned worker re-runs the parent's `__main__` file, so one that imports
@@ -84,22 +86,35 @@ def _dataset_tree(video_paths, root: str, min_videos: int) -> str:
 
 def _child_run(method: str, data_dir: str, out_dir: str, settings: dict) -> dict:
     """One timed run (in a fresh process): frames and seconds."""
-    if method == "decode":
+    if method in ("decode", "decode_rgb"):
         paths = sorted(os.path.join(d, f) for d, _, files in os.walk(data_dir) for f in files)
         start, frames = time.perf_counter(), 0
         for path in paths:
             with av.open(path) as container:
                 stream = container.streams.video[0]
                 stream.codec_context.thread_count = 1
-                frames += sum(1 for _ in container.decode(stream))
+                for frame in container.decode(stream):
+                    if method == "decode_rgb":
+                        frame.to_ndarray(format="rgb24")
+                    frames += 1
         return {"frames": frames, "seconds": time.perf_counter() - start}
     from keras_attnpool.data.prepare import prepare_dataset
+    cpu_start = _cpu_seconds()
     start = time.perf_counter()
     manifest = prepare_dataset("video_folder", data_dir, out_dir, overwrite=True,
                                workers=int(method.split("_")[1]), **settings)
     seconds = time.perf_counter() - start
     return {"frames": sum(manifest["num_frames"].values()), "seconds": seconds,
-            "convert_seconds": manifest["this_run"]["convert_seconds"]}
+            "convert_seconds": manifest["this_run"]["convert_seconds"],
+            "cores_busy": (_cpu_seconds() - cpu_start) / seconds}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the pool's workers)."""
+    import resource
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                           resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _run_in_fresh_process(method: str, data_dir: str, out_dir: str, settings: dict) -> dict:
@@ -126,14 +141,14 @@ def measure_prepare(video_paths, repeats: int = 3, short_side: int = 256,
     2-vs-1 speed-up (median of per-repeat ratios), prepare / decode-only ratios, and the
     workload (videos, frames, cpus).
     """
-    methods = ["prepare_1", "prepare_2", "decode"]
+    methods = ["prepare_1", "prepare_2", "decode", "decode_rgb"]
     settings = {"short_side": short_side, "jpeg_quality": jpeg_quality}
     runs = {m: [] for m in methods}
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="prepare_speed_") as root:
         data_dir = _dataset_tree(video_paths, root, min_videos)
         for r in range(repeats):
-            for method in methods[r % 3:] + methods[:r % 3]:
+            for method in methods[r % 4:] + methods[:r % 4]:
                 out = _run_in_fresh_process(method, data_dir, os.path.join(root, method),
                                             settings)
                 runs[method].append(out)
@@ -149,6 +164,9 @@ def measure_prepare(video_paths, repeats: int = 3, short_side: int = 256,
         "speedup_2_vs_1": round(statistics.median(paired), 2),
         "prepare_1_vs_decode_only": round(median["prepare_1"] / median["decode"], 2),
         "prepare_2_vs_decode_only": round(median["prepare_2"] / median["decode"], 2),
+        "prepare_1_vs_decode_rgb": round(median["prepare_1"] / median["decode_rgb"], 2),
+        "cores_busy": {m: round(statistics.median(x["cores_busy"] for x in runs[m]), 2)
+                       for m in ("prepare_1", "prepare_2")},
         "prepare_2_convert_only_fps": round(statistics.median(
             x["frames"] / x["convert_seconds"] for x in runs["prepare_2"]), 1),
     }
@@ -225,6 +243,10 @@ def main() -> None:
           f"{result['prepare_1_vs_decode_only']:.2f}")
     print(f"    prepare 2 workers / PyAV decode-only (1 process) = "
           f"{result['prepare_2_vs_decode_only']:.2f}")
+    print(f"    prepare 1 worker / PyAV decode + RGB (1 process) = "
+          f"{result['prepare_1_vs_decode_rgb']:.2f}")
+    print(f"    CPU cores prepare got on average (CPU seconds / wall seconds, medians): "
+          f"{result['cores_busy']}")
     print(f"    prepare 2 workers, convert phase only: {result['prepare_2_convert_only_fps']:.0f}"
           " frames/s (pool start, decode, JPEG, shards; not reading the dataset)")
     if args.images:
