@@ -190,10 +190,25 @@ def test_corrupt_image_bytes_fail_with_a_clear_invalid_argument(small):
     ("serving_default", np.array([[b"x"]])),
 ])
 def test_wrong_dtype_or_shape_is_rejected(small, name, value):
+    """By the signature itself: TF Serving answers such a request with an error."""
     signature = small["loaded"].signatures[name]
     (key,) = signature.structured_input_signature[1]
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
         signature(**{key: tf.constant(value)})
+
+
+@pytest.mark.parametrize("name, value", [
+    ("serving_default", np.array([], dtype=object)),
+    ("classify_images", np.zeros((0, 32, 32, 3), np.uint8)),
+    ("classify_images", np.zeros((1, 0, 32, 3), np.uint8)),
+    ("classify_video", np.zeros((1, 0, 32, 32, 3), np.uint8)),
+])
+def test_empty_inputs_fail_with_a_clear_invalid_argument(small, name, value):
+    signature = small["loaded"].signatures[name]
+    (key,) = signature.structured_input_signature[1]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{key}: every axis must be"):
+        signature(**{key: tf.constant(value, dtype=signature.structured_input_signature[1][
+            key].dtype)})
 
 
 def test_versions_are_never_overwritten_unless_asked(tmp_path):

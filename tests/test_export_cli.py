@@ -15,8 +15,8 @@ import tensorflow as tf  # noqa: E402
 from keras_attnpool import build_action_model  # noqa: E402
 from keras_attnpool.data import record_format  # noqa: E402
 from keras_attnpool.data.cluttered_digits import load_cluttered_digits  # noqa: E402
-from keras_attnpool.export import (calibration_images, export_workdir,  # noqa: E402
-                                   read_models_config)
+from keras_attnpool.export import (WorkdirError, calibration_images,  # noqa: E402
+                                   export_workdir, read_models_config)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPORT = os.path.join(ROOT, "training", "export.py")
@@ -86,14 +86,22 @@ def test_exports_a_version_config_and_int8_then_refuses_to_overwrite(workdir, tm
     assert sorted(os.listdir(export_dir)) == ["1", "tflite"]
 
 
-def test_int8_without_records_fails_before_writing(workdir, tmp_path):
-    config = json.loads((workdir / "config.json").read_text())
-    other = tmp_path / "run"
-    other.mkdir()
+def _copy_workdir(workdir, target, **config_changes):
+    """A copy of the workdir with config.json changed (None values: keys removed)."""
+    target.mkdir()
     for name in ("model.keras", "labels.txt"):
-        (other / name).write_bytes((workdir / name).read_bytes())
-    (other / "config.json").write_text(json.dumps({**config, "records_dir": None}))
-    with pytest.raises(ValueError, match="records_dir=None"):
+        (target / name).write_bytes((workdir / name).read_bytes())
+    config = {**json.loads((workdir / "config.json").read_text()), **config_changes}
+    config = {key: value for key, value in config.items() if value is not None}
+    (target / "config.json").write_text(json.dumps(config))
+    return target
+
+
+def test_int8_without_records_fails_before_writing(workdir, tmp_path):
+    # The trainer's ExperimentConfig style: image_size an int, no num_classes, no records.
+    other = _copy_workdir(workdir, tmp_path / "run", image_size=64, num_classes=None,
+                          records_dir=None)
+    with pytest.raises(WorkdirError, match="records_dir=None"):
         export_workdir(str(other), str(tmp_path / "out"), tflite="int8")
     assert not (tmp_path / "out").exists()
     # With calibration images passed in, the same workdir exports.
@@ -101,6 +109,16 @@ def test_int8_without_records_fails_before_writing(workdir, tmp_path):
     result = export_workdir(str(other), str(tmp_path / "out"), tflite="int8",
                             representative_data=frames, models_config=False)
     assert os.path.isfile(result["tflite"]) and result["version"] == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"num_classes": 4}, "labels.txt has 3 names, config.json num_classes is 4"),
+    ({"image_size": [96, 96]}, "image_size [96, 96] differs"),
+])
+def test_inconsistent_workdir_is_named(workdir, tmp_path, change, message):
+    other = _copy_workdir(workdir, tmp_path / "run", **change)
+    with pytest.raises(WorkdirError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        export_workdir(str(other), str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -51,6 +51,19 @@ def resize_and_centre_crop(images: tf.Tensor, size: Sequence[int],
     return tf.ensure_shape(cropped, images.shape[:-3] + (height, width, 3))
 
 
+def check_not_empty(tensor: tf.Tensor, name: str) -> tf.Tensor:
+    """`tensor` unchanged, after an InvalidArgument naming `name` if any axis is empty.
+
+    An empty batch or a 0-pixel image would otherwise fail deep inside the network.
+    """
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.shape(tensor) > 0),
+        [f"{name}: every axis must be non-empty (at least one image, frame and pixel); got "
+         "shape", tf.shape(tensor)], name=f"check_{name}_not_empty")
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
 def _check_image_format(data: tf.Tensor, index: tf.Tensor) -> tf.Operation:
     """An InvalidArgument naming the element when it is neither JPEG nor PNG."""
     is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_SIGNATURE)), _PNG_SIGNATURE)

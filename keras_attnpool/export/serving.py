@@ -18,7 +18,8 @@ from typing import Dict, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from keras_attnpool.export.preprocessing import decode_and_resize, resize_and_centre_crop
+from keras_attnpool.export.preprocessing import (check_not_empty, decode_and_resize,
+                                                  resize_and_centre_crop)
 
 ATTENTION_HEADS = ("attention_head", "pose_attention_head")
 OTHER_HEADS = ("avg_head", "second_order_head")
@@ -132,19 +133,21 @@ class ServingGraph:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serving_default(image_bytes):
+            image_bytes = check_not_empty(image_bytes, "image_bytes")
             pixels = decode_and_resize(image_bytes, self.image_size, self.resize_short)
             return self._classify(pixels)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8,
                                                     name="images")])
         def classify_images(images):
+            images = check_not_empty(images, "images")
             pixels = resize_and_centre_crop(images, self.image_size, self.resize_short)
             return self._classify(pixels)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, 3], tf.uint8,
                                                     name="frames")])
         def classify_video(frames):
-            return self._classify_video(frames)
+            return self._classify_video(check_not_empty(frames, "frames"))
 
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32,
                                                     name="pixels")])
@@ -159,7 +162,6 @@ class ServingGraph:
         """Scores averaged over the T frames (the paper's test protocol), maps per frame."""
         shape = tf.shape(frames)
         batch, num_frames = shape[0], shape[1]
-        tf.debugging.assert_positive(num_frames, message="frames: T (axis 1) must be >= 1.")
         flat = tf.reshape(frames, tf.concat([[batch * num_frames], shape[2:]], axis=0))
         pixels = resize_and_centre_crop(flat, self.image_size, self.resize_short)
         outputs = self.core(pixels, training=False)

@@ -3,9 +3,11 @@
 A workdir holds
     model.keras   the trained single-frame image model
     labels.txt    class names, one per line, in index order
-    config.json   at least {"backbone", "head", "num_classes", "image_size": [H, W],
-                  "records_dir": path or null, "dataset"}; optional "resize_short" (the
-                  evaluation short side before the centre crop) and "multi_label"
+    config.json   the run's settings: {"backbone", "head", "num_classes", "image_size": [H, W]
+                  or S, "records_dir": path or null, "dataset", ...}; "resize_short" (the
+                  evaluation short side before the centre crop; null: the input size) and
+                  "multi_label" (default: dataset == "hico") are read when present, and
+                  num_classes / image_size are checked against labels.txt and the model
 and int8 calibration images come from `records_dir`'s `train-*.tfrecord` shards (the first
 frame of each record, read from all shards in turn so that every class is seen).
 """
@@ -26,7 +28,6 @@ from keras_attnpool.export.models_config import update_models_config
 from keras_attnpool.export.saved_model import export_saved_model, next_version
 from keras_attnpool.export.tflite import QUANTIZATIONS, export_tflite
 
-REQUIRED_CONFIG_KEYS = ("backbone", "head", "num_classes", "image_size")
 TFLITE_CHOICES = ("none",) + QUANTIZATIONS
 _LOG = logging.getLogger(__name__)
 
@@ -59,23 +60,34 @@ def _read_config(workdir: str) -> dict:
         raise WorkdirError(f"{path} not found; is {workdir} a training workdir?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise WorkdirError(f"{path} is not valid JSON ({error}).") from None
-    missing = ([key for key in REQUIRED_CONFIG_KEYS if key not in config]
-               if isinstance(config, dict) else list(REQUIRED_CONFIG_KEYS))
-    if missing:
-        raise WorkdirError(f"{path} lacks {missing}; it needs {list(REQUIRED_CONFIG_KEYS)}.")
+    if not isinstance(config, dict):
+        raise WorkdirError(f"{path} must hold a JSON object (the run's settings).")
     return config
 
 
-def _read_labels(workdir: str, num_classes: int) -> List[str]:
+def _read_labels(workdir: str) -> List[str]:
     path = os.path.join(workdir, "labels.txt")
     if not os.path.isfile(path):
         raise WorkdirError(f"{path} not found; write the class names there, one per line.")
     with open(path, encoding="utf-8") as f:
-        names = [line.strip() for line in f if line.strip()]
-    if len(names) != num_classes:
-        raise WorkdirError(f"{path} has {len(names)} names but config.json says "
-                           f"num_classes={num_classes}; one name per class, in index order.")
-    return names
+        return [line.strip() for line in f if line.strip()]
+
+
+def _check_agreement(workdir: str, config: dict, names: List[str], model: keras.Model) -> None:
+    """labels.txt, config.json and the model must describe the same classes and size."""
+    logits = model.output["logits"] if isinstance(model.output, dict) else model.output
+    num_classes = int(config.get("num_classes", logits.shape[-1]))
+    if not len(names) == num_classes == logits.shape[-1]:
+        raise WorkdirError(
+            f"{workdir}: labels.txt has {len(names)} names, config.json num_classes is "
+            f"{config.get('num_classes')} and model.keras has {logits.shape[-1]} outputs; "
+            "they must agree (one name per class, in index order).")
+    size = tuple(int(d) for d in model.inputs[0].shape[1:3])
+    expected = config.get("image_size", size)
+    expected = tuple(expected) if isinstance(expected, (list, tuple)) else (expected,) * 2
+    if tuple(int(d) for d in expected) != size:
+        raise WorkdirError(f"{workdir}/config.json image_size {config['image_size']} differs "
+                           f"from the model's input size {list(size)}.")
 
 
 def load_workdir(workdir: str) -> Workdir:
@@ -84,7 +96,7 @@ def load_workdir(workdir: str) -> Workdir:
     if not os.path.isdir(workdir):
         raise WorkdirError(f"workdir {workdir} is not a directory; pass the folder fit wrote.")
     config = _read_config(workdir)
-    names = _read_labels(workdir, int(config["num_classes"]))
+    names = _read_labels(workdir)
     model_path = os.path.join(workdir, "model.keras")
     if not os.path.isfile(model_path):
         raise WorkdirError(f"{model_path} not found; train first (training/fit.py).")
@@ -93,10 +105,7 @@ def load_workdir(workdir: str) -> Workdir:
     except Exception as error:  # Keras raises many types for a bad archive
         raise WorkdirError(f"{model_path} could not be loaded ({type(error).__name__}: "
                            f"{error}); re-save it with model.save().") from error
-    size = tuple(model.inputs[0].shape[1:3])
-    if tuple(config["image_size"]) != size:
-        raise WorkdirError(f"{workdir}/config.json image_size {config['image_size']} differs "
-                           f"from the model's input size {list(size)}.")
+    _check_agreement(workdir, config, names, model)
     return Workdir(workdir, model, names, config)
 
 
