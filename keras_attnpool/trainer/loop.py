@@ -167,7 +167,13 @@ class Trainer:
             for accumulator in self._accumulators:
                 accumulator.assign(tf.zeros_like(accumulator))
 
-        @tf.function
+        # No Python control flow depends on tensors here: autograph has nothing to convert
+        # (and, converting closures rebuilt per run, it warns).
+        apply, accumulate, apply_accumulated = (
+            tf.autograph.experimental.do_not_convert(f)
+            for f in (apply, accumulate, apply_accumulated))
+
+        @tf.function(autograph=False)
         def step(iterator):
             if accumulation == 1:
                 losses = self.strategy.run(apply, args=(next(iterator),))
