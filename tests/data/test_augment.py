@@ -23,9 +23,15 @@ def eager_and_mapped(fn, *args):
     """fn(*args) eagerly and inside Dataset.map; asserts they are equal, returns the value."""
     eager = fn(*args)
     mapped = next(iter(tf.data.Dataset.from_tensors(args).map(fn)))
-    tf.nest.map_structure(lambda a, b: np.testing.assert_allclose(
-        a.numpy(), b.numpy(), rtol=1e-6, atol=1e-4), eager, mapped)
+    tf.nest.map_structure(_assert_same, eager, mapped)
     return eager
+
+
+def _assert_same(a, b):
+    if a.dtype.is_floating:
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-4)
+    else:
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def position_frames(num_frames=3, height=40, width=60):
@@ -68,6 +74,14 @@ def test_bad_scales_are_rejected():
         augment.multiscale_crop_box(10, 10, tf.constant([0, 0]), scales=(1.2,))
     with pytest.raises(ValueError, match="max_distort"):
         augment.multiscale_crop_box(10, 10, tf.constant([0, 0]), max_distort=-1)
+
+
+def test_one_draw_holds_crop_flip_and_colour_seed():
+    fn = lambda h, w, seed: augment.draw_train_augmentation(h, w, seed)  # noqa: E731
+    draw = eager_and_mapped(fn, tf.constant(240), tf.constant(320), tf.constant([4, 4]))
+    assert sorted(draw) == ["color_seed", "crop_box", "flip"]
+    assert draw["crop_box"].shape == (4,) and draw["flip"].dtype == tf.bool
+    assert draw["color_seed"].shape == (2,)
 
 
 def _train(seed, size):
@@ -124,7 +138,8 @@ def test_colour_jitter_with_zero_strength_is_the_identity():
 
 def test_colour_twist_by_hand():
     red = np.array([255.0, 0.0, 0.0], np.float32)
-    grey = augment.color_twist(tf.constant(0.0), tf.constant(0.0)).numpy() @ red
+    twist = eager_and_mapped(augment.color_twist, tf.constant(0.0), tf.constant(0.0))
+    grey = twist.numpy() @ red
     np.testing.assert_allclose(grey, [0.299 * 255] * 3, atol=1e-3)  # saturation 0: luma
     turn = augment.color_twist(tf.constant(1.0), tf.constant(1.0)).numpy()
     np.testing.assert_allclose(turn, np.eye(3), atol=1e-5)  # a full hue turn changes nothing
@@ -138,7 +153,8 @@ def test_colour_twist_by_hand():
 def test_brightness_draw_is_applied_as_an_offset():
     only = {"brightness": 0.1, "contrast": 0.0, "saturation": 0.0, "hue": 0.0}
     seed = tf.constant([3, 3])
-    delta = augment.draw_color_jitter(seed, only)["brightness"].numpy()
+    delta = eager_and_mapped(lambda s: augment.draw_color_jitter(s, only),
+                             seed)["brightness"].numpy()
     assert delta == pytest.approx(0.1 * tf.random.stateless_uniform([4], seed, -1, 1)[0])
     frames = tf.fill([2, 4, 4, 3], 100.0)
     out = augment.jitter_colors(frames, seed, only).numpy()
@@ -158,7 +174,8 @@ def test_eval_centre_crop_after_resizing_the_short_side():
 
 
 def test_resize_short_side_keeps_the_aspect_ratio():
-    out = augment.resize_short_side(tf.zeros([2, 40, 60, 3]), 20)
+    fn = lambda f: augment.resize_short_side(f, 20)  # noqa: E731
+    out = eager_and_mapped(fn, position_frames(2))
     assert out.shape == (2, 20, 30, 3)
     assert augment.resize_short_side(tf.zeros([60, 40, 3]), 30).shape == (45, 30, 3)
 
