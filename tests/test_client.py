@@ -3,7 +3,8 @@
 TF Serving turns a REST body or a PredictRequest into the signature's input tensors; the
 tests do that decoding here, following its documented rules, and check that the tensors are
 exactly the ones the signature expects and that the signature answers them as it answers the
-original data.
+original data. A fake server (http.server / grpc.server in front of the SavedModel) checks the
+client's transport and response parsing end to end.
 """
 
 import base64
@@ -141,6 +142,88 @@ def test_grpc_request(served, image_files, kind):
     for name, original in originals.items():
         np.testing.assert_array_equal(tensors[name].numpy(), original.numpy())
     _assert_same_outputs(signature(**tensors), signature(**originals))
+
+
+class _FakeServing:
+    """TF Serving's REST and gRPC predict APIs in front of a loaded SavedModel (in-process)."""
+
+    def __init__(self, loaded):
+        self.loaded = loaded
+
+    def rest(self):
+        import http.server
+        import threading
+
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802  (http.server's name)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                signature = fake.loaded.signatures[body["signature_name"]]
+                out = signature(**_decode_rest_like_tf_serving(body, signature))
+                reply = {"outputs": {key: (np.char.decode(value.numpy().astype(bytes)).tolist()
+                                           if value.dtype == tf.string else value.numpy().tolist())
+                                     for key, value in out.items()}}
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server, f"127.0.0.1:{server.server_address[1]}"
+
+    def grpc(self):
+        from concurrent import futures
+
+        import grpc
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        fake = self
+
+        class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+            def Predict(self, request, context):  # noqa: N802  (the gRPC method's name)
+                signature = fake.loaded.signatures[request.model_spec.signature_name]
+                out = signature(**_decode_grpc_like_tf_serving(request, signature))
+                response = predict_pb2.PredictResponse()
+                for key, value in out.items():
+                    response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+                return response
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        return server, f"127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_round_trip_through_a_fake_server(served, image_files, protocol):
+    fake = _FakeServing(served)
+    inputs = client.image_inputs(image_files)
+    expected = served.signatures["serving_default"](
+        image_bytes=tf.constant(inputs["image_bytes"]))
+    if protocol == "rest":
+        server, address = fake.rest()
+        try:
+            outputs = client.predict_rest(address, "actions",
+                                          client.build_rest_payload("serving_default", inputs))
+        finally:
+            server.shutdown()
+    else:
+        server, address = fake.grpc()
+        try:
+            request = client.build_grpc_request("actions", "serving_default", inputs)
+            outputs = client.predict_grpc(address, request)
+        finally:
+            server.stop(None)
+    np.testing.assert_allclose(outputs["scores"], expected["scores"], rtol=1e-6)
+    assert outputs["top_k_names"][0][0] == expected["top_k_names"][0][0].numpy().decode()
+    assert outputs["bottom_up_attention"].shape == (2, 6, 6)
 
 
 def test_responses_parse_and_print_top_k(served, image_files):

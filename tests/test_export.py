@@ -247,6 +247,20 @@ def test_other_heads_export(tmp_path, head):
         np.testing.assert_allclose(attention, np.full((3, 4, 4), 1 / 16), atol=1e-7)
 
 
+def test_rank_2_class_specific_attention_exports_the_top1_map(tmp_path):
+    keras.utils.set_random_seed(4)
+    model = build_action_model(4, backbone="tiny", head="attention", input_shape=(32, 32, 3),
+                               rank=2, class_specific_bottom_up=True)
+    images = np.random.default_rng(4).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    loaded = tf.saved_model.load(export_saved_model(model, tmp_path, list("abcd")))
+    out = loaded.signatures["classify_images"](images=tf.constant(images))
+    features = model.get_layer("tiny_backbone")(images.astype("float32"))["final"]
+    maps = model.get_layer("attention_head").attention_maps(features)["bottom_up"]
+    top1 = np.argmax(out["scores"], axis=-1)
+    expected = np.sum(maps, axis=3)[np.arange(3), :, :, top1]  # (B, h, w, K) at the top-1
+    np.testing.assert_allclose(out["bottom_up_attention"], expected, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_saved_model_cli_show_and_run(demo, tmp_path):
     path = demo["path"]
