@@ -217,7 +217,7 @@ def attention_figure(frames: np.ndarray, maps: AttentionMaps, class_names: Seque
             if columns > 1 and r == 0:
                 ax.set_title(f"frame {t + 1}", fontsize=7)
     figure.suptitle(heading, fontsize=7, y=1.0, va="top")
-    figure.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - heading_inches / height))
+    figure.tight_layout(pad=0.2)  # leaves room for the suptitle too
     return figure
 
 

@@ -2,6 +2,7 @@
 head's `attention_maps`, a hot spot lands where it is, and bad workdirs/inputs fail in one
 line."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from absl import flags  # noqa: E402
+from absl.testing import flagsaver  # noqa: E402
 
 from keras_attnpool import AttentionalPooling, build_action_model, visualize  # noqa: E402
 from keras_attnpool.data.demo import _write_video  # noqa: E402
@@ -160,29 +163,64 @@ def workdir(tmp_path_factory):
     return root
 
 
-def test_cli_writes_a_picture_per_image_and_video(workdir, tmp_path):
-    result = _run(f"--workdir={workdir}", f"--out={tmp_path}", "--frames=3",
-                  "--classes=digit_1", "--inputs", str(workdir / "clip.avi"),
-                  str(workdir / "photo.png"))
-    assert result.returncode == 0, result.stderr[-2000:]
+def _load_cli():
+    """training/visualize.py as a module (once: it defines absl flags)."""
+    if "training_visualize" not in sys.modules:
+        sys.path.insert(0, os.path.join(ROOT, "training"))  # its cli_common
+        spec = importlib.util.spec_from_file_location("training_visualize", VISUALIZE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["training_visualize"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["training_visualize"]
+
+
+def _main(*arguments):
+    """Runs the CLI's main in this process; returns its exit code (0 when it returns)."""
+    cli = _load_cli()
+    with flagsaver.flagsaver():
+        argv = flags.FLAGS(["visualize.py", *arguments])
+        try:
+            cli.main(argv)
+        except SystemExit as exit_:
+            return exit_.code
+    return 0
+
+
+def test_cli_writes_a_picture_per_image_and_video(workdir, tmp_path, capsys):
+    code = _main(f"--workdir={workdir}", f"--out={tmp_path}", "--frames=3",
+                 "--classes=digit_1", "--inputs", str(workdir / "clip.avi"),
+                 str(workdir / "photo.png"))
+    assert code == 0, capsys.readouterr().err
     from PIL import Image
 
     strip = Image.open(tmp_path / "clip_attention.png")
     single = Image.open(tmp_path / "photo_attention.png")
     assert strip.size[0] > single.size[0] // 2 and strip.size[1] > single.size[1]
+    assert capsys.readouterr().out.split() == [str(tmp_path / "clip_attention.png"),
+                                               str(tmp_path / "photo_attention.png")]
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no_model", "no trained model (model.keras)"),
-    ("bad_input", "broken.avi: not a readable video"),
-    ("missing_input", "nope.png: no such file"),
-])
-def test_cli_fails_with_exit_2_and_one_line(case, message, workdir, tmp_path):
-    target = tmp_path if case == "no_model" else workdir
-    inputs = {"no_model": "clip.avi", "bad_input": "broken.avi", "missing_input": "nope.png"}
-    result = _run(f"--workdir={target}", f"--out={tmp_path / 'out'}",
-                  f"--inputs={workdir / inputs[case]}")
+def test_cli_fails_with_exit_2_and_one_line_without_a_trained_model(workdir, tmp_path):
+    """A real process: the exit code, and stderr free of TensorFlow's start-up lines."""
+    result = _run(f"--workdir={tmp_path}", f"--out={tmp_path / 'out'}",
+                  f"--inputs={workdir / 'clip.avi'}")
     assert result.returncode == 2, result.stderr[-2000:]
-    assert message in result.stderr
+    assert "no trained model (model.keras); train one first with" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--inputs={workdir}/broken.avi"], "broken.avi: not a readable video"),
+    (["--inputs={workdir}/nope.png"], "nope.png: no such file"),
+    (["--inputs={workdir}/clip.avi", "--classes=digit_7"], "--classes: 'digit_7' is not"),
+    (["--inputs={workdir}/clip.avi", "--frames=0"], "--frames=0: must be >= 1"),
+    ([], "--inputs is required"),
+])
+def test_cli_fails_with_exit_2_and_one_line(arguments, message, workdir, tmp_path, capsys):
+    code = _main(f"--workdir={workdir}", f"--out={tmp_path / 'out'}",
+                 *(a.format(workdir=workdir) for a in arguments))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()

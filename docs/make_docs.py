@@ -1,0 +1,162 @@
+r"""Regenerates the README's attention pictures and ablation tables from the commands.
+
+    python docs/make_docs.py                  # ablation + resolution + pictures: ~1 hour on
+                                              # 2 shared CPU cores (finished runs are reused)
+    python docs/make_docs.py --readme_only    # only rewrite the README from docs/
+
+Steps: `benchmarks/ablate.py` -> docs/ablation_demo.md, `benchmarks/resolution.py` ->
+docs/resolution_demo.md, `training/visualize.py` on the ablation's rank-1 attention and
+pose-regularised runs (seed 1) for a demo test video and one of its frames ->
+docs/attention_*.png (paletted, a few tens of KB), then the README text between
+`<!-- attention-pictures:start/end -->` and `<!-- ablation:start/end -->` (nothing else).
+docs/ablation_notes.md (written by hand: what the tables say) is placed under the tables.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from typing import List
+
+DOCS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(DOCS)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+PICTURES = {  # docs file -> (variant, input kind)
+    "attention_video.png": ("rank1", "video"),
+    "attention_image.png": ("rank1", "image"),
+    "attention_pose_video.png": ("pose", "video"),
+}
+DEMO_CLASS = "digit_3"
+EXTRA_CLASS = "digit_1"
+
+
+def _run(*command: str) -> None:
+    print("$", " ".join(command), flush=True)
+    subprocess.run([sys.executable, *command], cwd=ROOT, check=True)
+
+
+def _test_video(data_dir: str, class_name: str = DEMO_CLASS) -> str:
+    """The first test video of a class (split 1 file: '<video> 2' marks a test video)."""
+    split = os.path.join(data_dir, "testTrainMulti_7030_splits", f"{class_name}_test_split1.txt")
+    with open(split) as f:
+        tests = [line.split()[0] for line in f if line.split()[-1:] == ["2"]]
+    return os.path.join(data_dir, class_name, tests[0])
+
+
+def _middle_frame_png(video: str, folder: str) -> str:
+    from PIL import Image
+
+    from keras_attnpool.data.video import decode_video
+
+    frames = decode_video(video, short_side=None).frames
+    path = os.path.join(folder, os.path.splitext(os.path.basename(video))[0] + "_frame.png")
+    Image.fromarray(frames[len(frames) // 2]).save(path)
+    return path
+
+
+def make_pictures(root: str, data_dir: str, base: dict) -> None:
+    """Draws the README's pictures with training/visualize.py and shrinks them."""
+    import ablate
+    from PIL import Image
+
+    video = _test_video(data_dir)
+    with tempfile.TemporaryDirectory() as folder:
+        image = _middle_frame_png(video, folder)
+        for name, (variant, kind) in PICTURES.items():
+            workdir = ablate.variant_config(base, variant, 1, root).workdir
+            out = os.path.join(folder, name)
+            _run("training/visualize.py", f"--workdir={workdir}", f"--out={out}",
+                 "--frames=4", f"--classes={EXTRA_CLASS}", "--inputs",
+                 video if kind == "video" else image)
+            drawn = os.path.join(out, os.listdir(out)[0])
+            Image.open(drawn).convert("RGB").quantize(96, method=Image.Quantize.MEDIANCUT).save(
+                os.path.join(DOCS, name), optimize=True)
+
+
+def _read(name: str) -> str:
+    path = os.path.join(DOCS, name)
+    return open(path).read().strip() if os.path.exists(path) else f"(run docs/make_docs.py: "\
+        f"{name} is missing)"
+
+
+def pictures_section() -> List[str]:
+    return [
+        "### Where the model looks (`python training/visualize.py`)", "",
+        "```bash",
+        "python training/visualize.py --workdir=workdir/demo_attention --out=pictures \\",
+        "    --inputs ~/.keras_attnpool/demo/digit_3/<a test video>.avi photo.png",
+        "```", "",
+        "Each picture shows the input (as the test protocol prepares it) beside the maps of "
+        "the trained head's own `attention_maps`: the class-agnostic **bottom-up** saliency, "
+        "the **top-down** map of the predicted class (and of any `--classes`), and their "
+        "**product**, whose mean over positions is the class's logit. Brighter is larger "
+        "(each map min-max normalised); the top-3 labels are written on top. A video gives "
+        "one strip of uniformly spaced frames. The same pictures go to TensorBoard during "
+        "training (`logs/train`, tag `attention`). Below: the demo's rank-1 attention model "
+        "and the pose-regularised one (`benchmarks/ablate.py`'s seed-1 runs) on a test video "
+        f"of a `{DEMO_CLASS}`, and one of its frames given as an image; `{EXTRA_CLASS}` is "
+        "drawn as an extra class.", "",
+        "![attention strip of a demo test video](docs/attention_video.png)", "",
+        "![attention of one frame given as an image](docs/attention_image.png)", "",
+        "![pose-regularised attention strip](docs/attention_pose_video.png)",
+    ]
+
+
+def ablation_section() -> List[str]:
+    return [
+        "### The paper's ablation (`python benchmarks/ablate.py`)", "",
+        _read("ablation_demo.md"), "",
+        "### Feature resolution (`python benchmarks/resolution.py`)", "",
+        _read("resolution_demo.md"), "",
+        _read("ablation_notes.md"), "",
+        "Regenerate both tables and the pictures with `python docs/make_docs.py`.",
+    ]
+
+
+def replace_between(text: str, marker: str, lines: List[str]) -> str:
+    """`text` with what lies between `<!-- marker:start -->` and `<!-- marker:end -->`
+    replaced by `lines`."""
+    pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README.md has no <!-- {marker}:start/end --> markers")
+    return pattern.sub(lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(2), text,
+                       count=1)
+
+
+def write_readme() -> None:
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        text = f.read()
+    text = replace_between(text, "attention-pictures", pictures_section())
+    text = replace_between(text, "ablation", ablation_section())
+    with open(path, "w") as f:
+        f.write(text)
+    print(f"Rewrote the attention-pictures and ablation sections of {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme_only", action="store_true")
+    parser.add_argument("--workdir", default=os.path.join(ROOT, "workdir", "ablate_demo"))
+    parser.add_argument("--data_dir", default=None, help="demo data (default: the default)")
+    parser.add_argument("--workers", default=None)
+    args = parser.parse_args()
+    if not args.readme_only:
+        import ablate
+        from keras_attnpool.data import demo
+
+        data_dir = os.path.abspath(args.data_dir or demo.default_root())
+        common = [f"--workdir={args.workdir}", f"--data_dir={data_dir}"] + (
+            [f"--workers={args.workers}"] if args.workers is not None else [])
+        _run("benchmarks/ablate.py", *common, "--out=docs/ablation_demo.md")
+        _run("benchmarks/resolution.py", *common, "--out=docs/resolution_demo.md")
+        base, _, _ = ablate.check_args(ablate.build_parser().parse_args(common))
+        make_pictures(args.workdir, data_dir, base)
+    write_readme()
+
+
+if __name__ == "__main__":
+    main()

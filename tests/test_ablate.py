@@ -1,0 +1,144 @@
+"""benchmarks/ablate.py and benchmarks/resolution.py: an equal budget for every row, the
+table's numbers, the head costs, reuse of finished runs, and a miniature end-to-end run."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import ablate  # noqa: E402
+import resolution  # noqa: E402
+from keras_attnpool.data import record_format  # noqa: E402
+from keras_attnpool.losses import masked_heatmap_loss  # noqa: E402
+from keras_attnpool.trainer import objectives  # noqa: E402
+from keras_attnpool.trainer.presets import PRESETS  # noqa: E402
+
+HEAD_FIELDS = {"head", "rank", "class_specific_bottom_up", "workdir", "seed"}
+
+
+def test_every_row_is_the_preset_with_only_the_head_changed(tmp_path):
+    base = {"dataset": "demo", "steps": None, "batch_size": None}
+    configs = {v: ablate.variant_config(base, v, 3, str(tmp_path)) for v in ablate.VARIANTS}
+    budgets = [{k: v for k, v in dataclasses.asdict(c).items() if k not in HEAD_FIELDS}
+               for c in configs.values()]
+    assert all(b == budgets[0] for b in budgets)
+    assert budgets[0]["steps"] == PRESETS["demo"]["steps"]  # follows the preset
+    assert [configs[v].head for v in ("avg", "rank5", "pose", "second_order")] == [
+        "avg", "attention", "pose_attention", "second_order"]
+    assert configs["rank5"].rank == 5 and configs["class_specific"].class_specific_bottom_up
+    assert len({c.workdir for c in configs.values()}) == len(configs)
+    bigger = ablate.variant_config(base, "avg", 3, str(tmp_path), image_size=96)
+    assert (bigger.image_size, bigger.resize_short) == (96, 96)
+    assert bigger.workdir != configs["avg"].workdir
+
+
+def test_a_finished_run_is_reused_only_with_the_same_config(tmp_path):
+    config = ablate.variant_config({"dataset": "demo"}, "rank1", 1, str(tmp_path))
+    assert ablate.finished_metrics(config) is None
+    os.makedirs(config.workdir)
+    with open(os.path.join(config.workdir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(config), f)
+    with open(os.path.join(config.workdir, "metrics.json"), "w") as f:
+        json.dump({"top1": 0.75}, f)
+    assert ablate.finished_metrics(config) == {"top1": 0.75}
+    assert ablate.train_and_score(config, log=lambda m: None)["top1"] == 0.75
+    other = dataclasses.replace(config, steps=config.steps + 1)
+    assert ablate.finished_metrics(other) is None
+
+
+def test_table_has_mean_spread_seeds_and_costs():
+    rows = [{"name": "avg pooling", "values": [0.5, 0.7], "params": 645,
+             "latency_ratio": 1.0, "latency_ms": 0.1},
+            {"name": "attention, rank 1", "values": [0.9], "params": 774,
+             "latency_ratio": 1.234, "latency_ms": 0.2}]
+    table = ablate.markdown_table(rows, "top1", [1, 2]).splitlines()
+    assert table[0].startswith("| head | top1 (mean ± sd) | top1 per seed (1, 2) |")
+    assert table[2] == "| avg pooling | 0.600 ± 0.141 | 0.500 0.700 | 645 | 1.00 | 0.100 |"
+    assert "0.900 ± n/a" in table[3] and "| 1.23 |" in table[3]
+    assert ablate.dataset_metric("mpii") == "mAP" and ablate.dataset_metric("hmdb51") == "top1"
+    gain = resolution.gain_row("64 px", rows[0], {**rows[1], "values": [0.9, 0.8]})
+    np.testing.assert_allclose(gain["values"], [0.4, 0.1])
+    assert gain["params"] == 129
+
+
+def test_head_costs_count_the_head_alone_and_pair_ratios_to_avg(tmp_path):
+    base = {"dataset": "demo", "image_size": 32, "resize_short": 32}
+    configs = {v: ablate.variant_config(base, v, 1, str(tmp_path))
+               for v in ("avg", "rank1", "rank5", "pose", "second_order")}
+    costs = ablate.head_costs(configs, num_classes=5, repeats=2)
+    channels = 128  # the tiny backbone's
+    assert costs["avg"]["params"] == channels * 5 + 5
+    assert costs["rank1"]["params"] == channels * 6 + 6   # K + 1 maps, with biases
+    assert costs["rank5"]["params"] == 5 * costs["rank1"]["params"]
+    assert costs["second_order"]["params"] > 50 * costs["rank1"]["params"]
+    assert costs["avg"]["latency_ratio"] == 1.0
+    assert all(c["latency_ratio"] > 0 and c["latency_ms"] > 0 for c in costs.values())
+
+
+def test_clip_pose_loss_is_the_mean_over_frames(monkeypatch):
+    monkeypatch.setattr(objectives, "masked_heatmap_loss", masked_heatmap_loss)
+    ablate.clip_pose_loss()
+    rng = np.random.default_rng(0)
+    y_true = rng.uniform(0, 1, (2, 3, 4, 4, 16)).astype("float32")
+    y_pred = rng.uniform(0, 1, (2, 3, 4, 4, 16)).astype("float32")
+    clip = objectives.masked_heatmap_loss(tf.constant(y_true), tf.constant(y_pred))
+    frames = np.mean([masked_heatmap_loss(y_true[:, t], y_pred[:, t]) for t in range(3)], 0)
+    np.testing.assert_allclose(clip, frames, rtol=1e-5)
+    single = objectives.masked_heatmap_loss(y_true[:, 0], y_pred[:, 0])
+    np.testing.assert_allclose(single, masked_heatmap_loss(y_true[:, 0], y_pred[:, 0]))
+
+
+@pytest.mark.parametrize("with_keypoints", [True, False])
+def test_the_pose_row_needs_keypoints_in_the_records(with_keypoints, tmp_path):
+    jpeg = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+    joints = np.ones((1, 16, 3), np.float32) if with_keypoints else None
+    path = tmp_path / record_format.shard_name("train", 0, 1)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(record_format.encode_example("a", [jpeg, jpeg], label=0, height=8,
+                                                  width=8, keypoints=[joints, None]))
+    assert ablate.records_have_keypoints(str(tmp_path)) == with_keypoints
+
+
+@pytest.mark.parametrize("script, flags, message", [
+    ("ablate.py", ["--seeds=one"], "--seeds=one: give comma-separated integers"),
+    ("ablate.py", ["--variants=avg,rank9"], "--variants=avg,rank9: unknown rank9"),
+    ("ablate.py", ["--dataset=hmdb51"], "--data_dir is required"),
+    ("resolution.py", ["--sizes=64"], "--sizes=64: give two or more input sizes"),
+])
+def test_bad_options_exit_2_with_one_line(script, flags, message, capsys):
+    main = ablate.main if script == "ablate.py" else resolution.main
+    with pytest.raises(SystemExit) as exit_info:
+        main(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_miniature_ablation_writes_the_table(tmp_path):
+    from keras_attnpool.data.demo import make_demo_dataset
+
+    data = make_demo_dataset(str(tmp_path / "data"), num_classes=3, clips_per_class=5,
+                             num_frames=8, num_fragments=4, test_fraction=0.4)
+    out = tmp_path / "table.md"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "ablate.py"), f"--data_dir={data}",
+         f"--workdir={tmp_path / 'runs'}", "--steps=2", "--batch_size=4", "--test_frames=2",
+         "--seeds=1,2", "--variants=avg,rank1,pose", "--repeats=2", "--workers=0",
+         f"--out={out}"], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("| head | top1 (mean ± sd) | top1 per seed (1, 2) |")
+    assert [line.split(" | ")[0] for line in lines[2:5]] == [
+        "| avg pooling", "| attention, rank 1", "| pose-regularised attention †"]
+    assert "2 steps of batch 4" in out.read_text() and "2 seeds (1, 2)" in out.read_text()
