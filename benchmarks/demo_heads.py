@@ -30,6 +30,7 @@ def main():
     parser.add_argument("--steps", type=int, default=PRESETS["demo"]["steps"])
     parser.add_argument("--workdir", default=None, help="default: a temporary folder")
     parser.add_argument("--data_dir", default=None, help="demo data (default: the usual one)")
+    parser.add_argument("--dropout", type=float, default=None, help="head dropout override")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     heads = args.heads.split(",")
@@ -40,7 +41,7 @@ def main():
             keras.backend.clear_session()
             config = make_config("demo", workdir=os.path.join(base, f"{head}_seed{seed}"),
                                  head=head, seed=seed, steps=args.steps,
-                                 data_dir=args.data_dir)
+                                 data_dir=args.data_dir, dropout=args.dropout)
             start = time.perf_counter()
             run = run_experiment(config, export_model=False, verbose=False, log=lambda m: None)
             top1 = run["metrics"]["top1"]

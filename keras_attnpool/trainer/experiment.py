@@ -79,7 +79,7 @@ def prepare_records(config: ExperimentConfig, log: Callable[[str], None] = print
     manifest = prepare_dataset(dataset, data_dir, records_dir, split=config.split,
                                workers=config.workers, short_side=config.short_side,
                                **reader_options)
-    manifest["records_dir"] = records_dir
+    manifest["records_dir"], manifest["data_dir"] = records_dir, data_dir
     return manifest
 
 
@@ -115,6 +115,12 @@ def _optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate)
     return keras.optimizers.SGD(learning_rate, momentum=0.9)
+
+
+def eval_resize_short(config: ExperimentConfig) -> int:
+    """The short side frames are resized to before the centre crop, at evaluation and in
+    the exported model alike (TSN's 256 -> 224 when the preset does not say)."""
+    return config.resize_short or int(round(config.image_size * 256 / 224))
 
 
 def _crop_scales(config: ExperimentConfig) -> tuple:
@@ -187,7 +193,7 @@ def evaluate(config: ExperimentConfig, model: keras.Model, records_dir: str,
     files = pipeline.split_record_files(records_dir, "test")
     data = pipeline.eval_dataset(files, image_size=config.image_size, batch_size=batch_size,
                                  test_frames=config.test_frames, views=config.eval_views,
-                                 resize_short=config.resize_short,
+                                 resize_short=eval_resize_short(config),
                                  image_mode=not config.is_video, fold_frames=True,
                                  multi_label=config.multi_label)
     _, logits, labels = evaluation.predict_per_video(model, data)
@@ -221,7 +227,8 @@ def export(config: ExperimentConfig, model: keras.Model, classes: list, workdir:
     from keras_attnpool.export import export_saved_model
 
     return export_saved_model(model, os.path.join(workdir, "export"), classes,
-                              multi_label=config.multi_label, resize_short=config.resize_short)
+                              multi_label=config.multi_label,
+                              resize_short=eval_resize_short(config))
 
 
 def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.Strategy] = None,
@@ -237,6 +244,10 @@ def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.St
     workdir = claim_workdir(config)
     manifest = prepare_records(config, log)
     records_dir, classes = manifest["records_dir"], manifest["classes"]
+    # Later tools (evaluate, export's int8 calibration) read where the records are.
+    config = dataclasses.replace(config, records_dir=records_dir,
+                                 data_dir=manifest.get("data_dir", config.data_dir))
+    claim_workdir(config)
     log(f"Records: {records_dir} ({json.dumps(manifest['splits'])} clips, "
         f"{len(manifest.get('skipped', []))} skipped)")
     _write_text(os.path.join(workdir, "labels.txt"), "\n".join(classes) + "\n")

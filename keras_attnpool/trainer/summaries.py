@@ -26,7 +26,7 @@ def _fixed_frames(config, records_dir: str) -> Optional[Tuple[np.ndarray, np.nda
     except (ValueError, FileNotFoundError):
         return None
     data = pipeline.eval_dataset(files, image_size=config.image_size, batch_size=NUM_PICTURES,
-                                 test_frames=1, resize_short=config.resize_short,
+                                 test_frames=1, resize_short=config.resize_short or None,
                                  image_mode=not config.is_video, fold_frames=True,
                                  multi_label=config.multi_label)
     for frames, labels, _ in data.take(1):
