@@ -74,7 +74,8 @@ def encode_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
         context=tf.train.Features(feature=context),
         feature_lists=tf.train.FeatureLists(feature_list=sequence),
     )
-    return example.SerializeToString()
+    # Deterministic: the same sample gives the same bytes in every process (exact resume).
+    return example.SerializeToString(deterministic=True)
 
 
 CONTEXT_SPEC = {
