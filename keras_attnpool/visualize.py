@@ -198,7 +198,7 @@ def attention_figure(frames: np.ndarray, maps: AttentionMaps, class_names: Seque
     heading = "\n".join(line for line in (
         title, f"top-{top_k}: {text}",
         f"true: {class_names[true_label]}" if true_label is not None else "") if line)
-    heading_inches = 0.15 + 0.13 * (heading.count("\n") + 1)
+    heading_inches = 0.06 + 0.12 * (heading.count("\n") + 1)
     height = panel_inches * grid[0] + heading_inches + (0.3 if columns == 1 else 0.15)
     figure = Figure(figsize=(panel_inches * grid[1] + (0.25 if columns > 1 else 0), height),
                     dpi=100)
@@ -217,7 +217,7 @@ def attention_figure(frames: np.ndarray, maps: AttentionMaps, class_names: Seque
             if columns > 1 and r == 0:
                 ax.set_title(f"frame {t + 1}", fontsize=7)
     figure.suptitle(heading, fontsize=7, y=1.0, va="top")
-    figure.tight_layout(pad=0.2)  # leaves room for the suptitle too
+    figure.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - heading_inches / height))
     return figure
 
 

@@ -54,7 +54,7 @@ def _check_flags(inputs: list) -> None:
             fail(f"--{flag.name}={flag.value}: must be >= 1.")
 
 
-def main(argv):
+def main(argv: list) -> None:
     inputs = [os.path.expanduser(p) for p in list(_INPUTS.value) + list(argv[1:])]
     _check_flags(inputs)
     with quiet_native_logs():
