@@ -1,6 +1,6 @@
 r"""The paper's ablation as one command: every pooling variant trained at an equal budget.
 
-    python benchmarks/ablate.py                       # the demo: ~25 min on 2 shared CPU cores
+    python benchmarks/ablate.py                       # the demo, 2 seeds: see below
     python benchmarks/ablate.py --seeds=1,2,3 --steps=600 --out=ablation.md
     python benchmarks/ablate.py --dataset=hmdb51 --data_dir=~/data/hmdb51 --seeds=1
 
@@ -16,6 +16,14 @@ standard deviation over the seeds, with each seed's value; the head's parameters
 head's latency ratio to average pooling: the head layer alone on the backbone's features
 (batch 8), timed in interleaved repeats (each repeat times every head once, in a rotating
 order, best of 5 calls), the ratio taken within each repeat and its median reported.
+
+Time on the demo (400 steps, 2 seeds, 14 runs): 35 min of wall time (17 min of CPU time)
+on 2 CPU cores shared with other jobs (load ~8); about 20 minutes on 2 idle cores. The
+preset's length (600 steps) or a third seed (--seeds=1,2,3) add half as much again each.
+
+Pose-regularised attention on video datasets: the library's heatmap loss takes single frames
+(B, h, w, J), and the clip model's heatmaps are (B, T, h, w, J); `clip_pose_loss` lets the
+trainer's loss take clips (the loss over all of a clip's positions), and the row is marked †.
 
 Each run's workdir is `<workdir>/<variant>_<size>px_seed<seed>_<config hash>`; a finished
 run (metrics.json beside the same config.json) is reused, so rerunning after an interruption

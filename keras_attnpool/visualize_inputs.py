@@ -63,8 +63,8 @@ def load_run(workdir: str) -> TrainedRun:
     if os.path.isfile(os.path.join(workdir, "config.json")):
         with open(os.path.join(workdir, "config.json")) as f:
             config = json.load(f)
-    num_classes = int(model.output_shape["logits"][-1] if isinstance(model.output_shape, dict)
-                      else model.output_shape[-1])
+    # build_action_model names its logits output "logits" (a dict entry for pose models).
+    num_classes = int(model.get_layer("logits").output.shape[-1])
     names = [f"class {k}" for k in range(num_classes)]
     labels_path = os.path.join(workdir, "labels.txt")
     if os.path.isfile(labels_path):

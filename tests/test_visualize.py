@@ -200,6 +200,20 @@ def test_cli_writes_a_picture_per_image_and_video(workdir, tmp_path, capsys):
                                                str(tmp_path / "photo_attention.png")]
 
 
+def test_cli_draws_a_pose_regularised_model(tmp_path, capsys):
+    keras.utils.set_random_seed(0)
+    build_action_model(3, backbone="tiny", head="pose_attention", input_shape=(32, 32, 3),
+                       pose_channels=8).save(tmp_path / "model.keras")
+    (tmp_path / "labels.txt").write_text("\n".join(NAMES) + "\n")
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "gray.png")
+    code = _main(f"--workdir={tmp_path}", f"--out={tmp_path / 'out'}",
+                 f"--inputs={tmp_path / 'gray.png'}")
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "gray_attention.png").exists()
+
+
 def test_cli_fails_with_exit_2_and_one_line_without_a_trained_model(workdir, tmp_path):
     """A real process: the exit code, and stderr free of TensorFlow's start-up lines."""
     result = _run(f"--workdir={tmp_path}", f"--out={tmp_path / 'out'}",
