@@ -21,9 +21,8 @@ Time on the demo (400 steps, 2 seeds, 14 runs): 35 min of wall time (17 min of C
 on 2 CPU cores shared with other jobs (load ~8); about 20 minutes on 2 idle cores. The
 preset's length (600 steps) or a third seed (--seeds=1,2,3) add half as much again each.
 
-Pose-regularised attention on video datasets: the library's heatmap loss takes single frames
-(B, h, w, J), and the clip model's heatmaps are (B, T, h, w, J); `clip_pose_loss` lets the
-trainer's loss take clips (the loss over all of a clip's positions), and the row is marked †.
+Pose-regularised attention on video datasets: the heatmap loss of a clip is the mean over
+its frames (`losses.masked_heatmap_loss`).
 
 Each run's workdir is `<workdir>/<variant>_<size>px_seed<seed>_<config hash>`; a finished
 run (metrics.json beside the same config.json) is reused, so rerunning after an interruption
@@ -47,7 +46,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_attnpool.data import pipeline  # noqa: E402
 from keras_attnpool.data.record_format import parse_example  # noqa: E402
-from keras_attnpool.trainer import experiment, objectives  # noqa: E402
+from keras_attnpool.trainer import experiment  # noqa: E402
 from keras_attnpool.trainer.presets import DATASETS, ExperimentConfig, make_config  # noqa: E402
 
 # Row name -> the config fields that make the variant (everything else is the preset's).
@@ -66,32 +65,6 @@ LATENCY_BATCH = 8
 # The demo preset's own length (600 steps) x 7 rows x 2 seeds takes ~36 min on 2 shared
 # cores; 400 steps (past both learning-rate decays) keeps the default run under 30 minutes.
 DEMO_STEPS = 400
-POSE_FOOTNOTE = ("† video clips: the heatmap loss is taken over all frames of a clip "
-                 "(`clip_pose_loss`), as the library's loss takes single frames only.")
-
-
-def clip_pose_loss() -> None:
-    """Lets the trainer's pose loss take clip heatmaps (B, T, h, w, J).
-
-    `losses.masked_heatmap_loss` reduces axes (1, 2) of (B, h, w, J) maps, so the clip model
-    of a video dataset (B, T, h, w, J) fails to train. Folding time into height gives the
-    loss over all the clip's positions; a joint counts where it is valid in every frame.
-    """
-    original = objectives.masked_heatmap_loss
-    if getattr(original, "folds_time", False):
-        return
-
-    def fold(maps):
-        if len(maps.shape) != 5:
-            return maps
-        _, frames, height, width, joints = maps.shape
-        return tf.reshape(maps, [-1, frames * height, width, joints])
-
-    def loss(y_true, y_pred, valid=None):
-        return original(fold(y_true), fold(y_pred), valid)
-
-    loss.folds_time = True
-    objectives.masked_heatmap_loss = loss
 
 
 def dataset_metric(dataset: str) -> str:
@@ -229,8 +202,6 @@ def ablation_rows(base: dict, variants: Sequence[str], seeds: Sequence[int], roo
     configs = {v: variant_config(base, v, seeds[0], root, image_size)
                for v in ["avg"] + list(variants)}
     manifest = experiment.prepare_records(configs["avg"], log=lambda m: None)
-    if "pose" in variants and configs["pose"].is_video:
-        clip_pose_loss()
     rows = []
     for variant in variants:
         values = []
@@ -239,8 +210,6 @@ def ablation_rows(base: dict, variants: Sequence[str], seeds: Sequence[int], roo
             config = variant_config(base, variant, seed, root, image_size)
             values.append(float(train_and_score(config, log)[dataset_metric(base["dataset"])]))
         name = VARIANTS[variant][0]
-        if variant == "pose" and config.is_video:
-            name += " †"
         rows.append({"name": row_prefix + name, "values": values})
     costs = head_costs(configs, len(manifest["classes"]), repeats)
     for row, variant in zip(rows, variants):
@@ -321,8 +290,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     side = get_backbone_spec(config.backbone).feature_size(config.image_size)
     text = (markdown_table(rows, metric, seeds) + "\n\n"
             + describe(config, seeds, metric, f"{side}x{side}"))
-    if any(row["name"].endswith("†") for row in rows):
-        text += "\n" + POSE_FOOTNOTE
     write_output(text, args.out)
 
 

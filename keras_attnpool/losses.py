@@ -11,19 +11,21 @@ def masked_heatmap_loss(y_true, y_pred, valid=None):
     """Squared error per keypoint channel, counted only for valid joints, summed over joints.
 
     Args:
-        y_true: target heatmaps (B, h, w, J).
-        y_pred: predicted heatmaps (B, h, w, J).
-        valid: (B, J), 1 where the joint is annotated for the sample, 0 where it is not.
+        y_true: target heatmaps (B, h, w, J), or (B, T, h, w, J) for clips.
+        y_pred: predicted heatmaps of the same shape.
+        valid: (B, J) (clips: (B, T, J)), 1 where the joint is annotated, 0 where it is not.
             If None, a channel is invalid when its target is filled with `INVALID_JOINT`.
     Returns:
-        (B,) loss: sum over valid joints of the mean over positions of (y_true - y_pred)^2.
+        (B,) loss: sum over valid joints of the mean over positions of (y_true - y_pred)^2;
+        for clips, the mean of that over the frames.
     """
     y_true = ops.cast(y_true, "float32")
     y_pred = ops.cast(y_pred, "float32")
     if valid is None:
-        valid = ops.cast(ops.all(ops.greater(y_true, INVALID_JOINT / 2), axis=(1, 2)), "float32")
-    per_joint = ops.mean(ops.square(y_true - y_pred), axis=(1, 2))
-    return ops.sum(per_joint * ops.cast(valid, "float32"), axis=-1)
+        valid = ops.all(ops.greater(y_true, INVALID_JOINT / 2), axis=(-3, -2))
+    per_joint = ops.mean(ops.square(y_true - y_pred), axis=(-3, -2))
+    per_frame = ops.sum(per_joint * ops.cast(valid, "float32"), axis=-1)
+    return ops.mean(per_frame, axis=1) if len(y_true.shape) == 5 else per_frame
 
 
 @keras.saving.register_keras_serializable(package="keras_attnpool")

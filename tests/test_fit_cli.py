@@ -128,3 +128,12 @@ def test_evaluate_without_a_trained_model(tmp_path):
     result = _run(EVALUATE, f"--workdir={tmp_path}")
     assert result.returncode == 2
     assert "has no config.json, model.keras, labels.txt" in result.stderr
+
+
+def test_pose_attention_trains_on_clips_with_keypoints(demo_dir, tmp_path):
+    """The clip model's heatmaps are (B, T, h, w, J): the masked loss takes clips."""
+    workdir = tmp_path / "pose"
+    result = _run(FIT, f"--data_dir={demo_dir}", f"--workdir={workdir}", "--head=pose_attention",
+                  *SMALL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((workdir / "metrics.json").read_text())["num_examples"] == 6

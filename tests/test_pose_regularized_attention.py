@@ -79,3 +79,16 @@ def test_masked_loss_counts_only_valid_joints():
     wild = prediction.copy()
     wild[0, ..., 1] = 100.0
     np.testing.assert_allclose(MaskedHeatmapLoss()(marked, wild), expected.mean(), rtol=1e-6)
+
+
+def test_masked_loss_of_a_clip_is_the_mean_over_its_frames():
+    target = RNG.uniform(size=(2, 3, 4, 4, 5)).astype("float32")
+    prediction = RNG.uniform(size=(2, 3, 4, 4, 5)).astype("float32")
+    target[1, 2, ..., 3] = INVALID_JOINT  # joint 3 missing in the last frame of clip 1
+    per_frame = np.stack([
+        np.stack([masked_heatmap_loss(target[b, t][None], prediction[b, t][None])[0]
+                  for t in range(3)]) for b in range(2)])
+    np.testing.assert_allclose(masked_heatmap_loss(target, prediction), per_frame.mean(axis=1),
+                               rtol=1e-6)
+    squared = ((target[1, 2] - prediction[1, 2]) ** 2).mean(axis=(0, 1))
+    np.testing.assert_allclose(per_frame[1, 2], squared[[0, 1, 2, 4]].sum(), rtol=1e-6)
