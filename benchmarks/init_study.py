@@ -1,4 +1,4 @@
-"""How the attention maps start decides whether AttentionalPooling learns from scratch.
+"""How the attention maps start: AttentionalPooling trained from scratch with two initialisations.
 
     python benchmarks/init_study.py            # ~10 min on 2 CPU cores
 
