@@ -1,4 +1,4 @@
-"""How the attention maps start: AttentionalPooling trained from scratch with two initialisations.
+"""How the attention maps start: AttentionalPooling from scratch, two initialisations.
 
     python benchmarks/init_study.py            # ~10 min on 2 CPU cores
 
