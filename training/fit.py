@@ -1,6 +1,6 @@
 r"""Train, evaluate and export an action-recognition model.
 
-    python training/fit.py                      # the built-in demo: ~4 minutes on 2 CPU cores
+    python training/fit.py                      # the built-in demo: ~2.5 minutes on 2 CPU cores
     python training/fit.py --head=avg --workdir=workdir/demo_avg
     python training/fit.py --dataset=hmdb51 --data_dir=~/data/hmdb51 --workdir=workdir/hmdb51
 
