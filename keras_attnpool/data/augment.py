@@ -9,8 +9,8 @@ Training (`draw_train_augmentation` + `apply_train_augmentation`, or `augment_tr
 for decoded frames): a multi-scale random crop in the TSN style (each crop side is one of
 `scales` times the short side, the two sides at most `max_distort` scale steps apart, so the
 aspect ratio jitters; the position is uniform), resized to the model's input size, a
-horizontal flip and, optionally, a modest colour jitter. The paper's image recipe (short side 480, random
-450 crop, flip) is the same crop with `scales=(450 / 480,)` and `max_distort=0`:
+horizontal flip and, optionally, a modest colour jitter. The paper's image recipe (short side
+480, random 450 crop, flip) is the same crop with `scales=(450 / 480,)` and `max_distort=0`:
 `paper_image_scales(450, 480)`. The pipeline passes the crop box to
 `tf.io.decode_and_crop_jpeg`, so the pixels outside the crop are not even decoded.
 

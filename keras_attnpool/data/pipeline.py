@@ -113,8 +113,8 @@ def _decode(encoded: tf.Tensor, count: int, crop_box: Optional[tf.Tensor] = None
 def clip_seeds(seed: int, index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """(sampling seed, augmentation seed) of the `index`-th record of a training stream."""
     # The index's dtype picks the seed's dtype (and so the draws): always int64.
-    clip = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64),
-                                                   tf.cast(index, tf.int64))
+    clip = tf.random.experimental.stateless_fold_in(
+        tf.constant([seed, 0], tf.int64), tf.cast(index, tf.int64))
     sample_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(clip, 2))
     return sample_seed, augment_seed
 
@@ -325,6 +325,6 @@ def eval_dataset(records: Records, *, image_size: int, batch_size: int,
         per_video *= test_frames
     else:
         frame_shape = [test_frames, *frame_shape]
-    ds = ds.map(lambda c, l, v: _fold_views(c, l, v, per_video, frame_shape), AUTOTUNE,
+    ds = ds.map(lambda c, y, v: _fold_views(c, y, v, per_video, frame_shape), AUTOTUNE,
                 deterministic=True)
     return ds.prefetch(AUTOTUNE).with_options(_options())

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from keras_attnpool.export.preprocessing import (check_not_empty, decode_and_resize,
-                                                  resize_and_centre_crop)
+                                                 resize_and_centre_crop)
 
 ATTENTION_HEADS = ("attention_head", "pose_attention_head")
 OTHER_HEADS = ("avg_head", "second_order_head")
