@@ -47,6 +47,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_attnpool.data import augment, pipeline, sampling  # noqa: E402
 from keras_attnpool.data.record_format import encode_example, shard_name  # noqa: E402
+from keras_attnpool.data.video import encode_video  # noqa: E402
 
 WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 30, 3.5
 SHORT_SIDE, NUM_SEGMENTS, IMAGE_SIZE, BATCH = 256, 3, 224, 8
@@ -67,16 +68,8 @@ def write_video(path: str, seed: int, gop: int = 12) -> int:
     texture = tf.image.resize(coarse[None], [HEIGHT + 80, WIDTH + 80]).numpy()[0]
     texture = np.clip(texture + rng.normal(0, 6, texture.shape), 0, 255).astype(np.uint8)
     num_frames = int(SECONDS * FPS)
-    with av.open(path, mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.bit_rate = 1_000_000
-        stream.codec_context.gop_size = gop
-        for t in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(_scene(rng, t, texture), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return num_frames
+    return encode_video(path, (_scene(rng, t, texture) for t in range(num_frames)), FPS,
+                        gop_size=gop)
 
 
 def write_records(video_paths, out_dir: str, shards: int = 4, frame_stride: int = 1) -> list:

@@ -55,19 +55,18 @@ def write_video(path: str, seed: int, seconds: float = 3.5) -> int:
     coarse = rng.integers(0, 256, (HEIGHT // 8 + 12, WIDTH // 8 + 12, 3), dtype=np.uint8)
     texture = np.kron(coarse, np.ones((8, 8, 1), np.uint8))
     texture = np.clip(texture + rng.normal(0, 6, texture.shape), 0, 255).astype(np.uint8)
-    num_frames = int(seconds * FPS)
-    with av.open(path, mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.bit_rate = 1_000_000
-        for t in range(num_frames):
-            y0, x0 = (t // 2) % 64, t % 64
-            frame = texture[y0:y0 + HEIGHT, x0:x0 + WIDTH].copy()
-            cx = int(40 + (WIDTH - 120) * (t % FPS) / FPS)
-            frame[90:170, cx:cx + 60] = (200, 60, 40)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
-    return num_frames
+    # Imported here: this module stays free of TensorFlow (which the package imports).
+    from keras_attnpool.data.video import encode_video
+
+    return encode_video(path, (_frame(texture, t) for t in range(int(seconds * FPS))), FPS)
+
+
+def _frame(texture: np.ndarray, t: int) -> np.ndarray:
+    y0, x0 = (t // 2) % 64, t % 64
+    frame = texture[y0:y0 + HEIGHT, x0:x0 + WIDTH].copy()
+    cx = int(40 + (WIDTH - 120) * (t % FPS) / FPS)
+    frame[90:170, cx:cx + 60] = (200, 60, 40)
+    return frame
 
 
 def _dataset_tree(video_paths, root: str, min_videos: int) -> str:

@@ -21,10 +21,10 @@ import os
 import shutil
 from typing import Optional
 
-import av
 import numpy as np
 
 from keras_attnpool.data import cluttered_digits
+from keras_attnpool.data.video import encode_video
 
 SPLITS_FOLDER = "testTrainMulti_7030_splits"
 COMPLETE = "DEMO_COMPLETE.json"
@@ -32,17 +32,6 @@ FPS = 10
 
 # COCO-18 joint index of each landmark: neck = centre, shoulders = top corners, hips = bottom.
 _COCO18 = {"neck": 1, "r_shoulder": 2, "l_shoulder": 5, "r_hip": 8, "l_hip": 11}
-
-
-def _write_video(path: str, frames: np.ndarray) -> None:
-    with av.open(path, mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=FPS)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.bit_rate = 2_000_000
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
 
 
 def _openpose_person(centre: np.ndarray) -> list:
@@ -118,7 +107,7 @@ def _write_tree(root: str, settings: dict, test_fraction: float) -> None:
                 num_fragments=settings["num_fragments"])
             stem = f"{name}_{i:03d}"
             os.makedirs(os.path.join(root, name), exist_ok=True)
-            _write_video(os.path.join(root, name, f"{stem}.avi"), frames)
+            encode_video(os.path.join(root, name, f"{stem}.avi"), frames, FPS, bit_rate=2_000_000)
             _write_keypoints(os.path.join(root, "keypoints", name, stem), stem, centres)
             lines.append(f"{stem}.avi {2 if is_test else 1} \n")
         for split in (1, 2, 3):

@@ -144,3 +144,17 @@ def test_bad_arguments_name_the_argument(tmp_path):
                          "frame_stride"), ({"max_frames": 0}, "max_frames")]:
         with pytest.raises(ValueError, match=name):
             decode_video(str(path), **kwargs)
+
+
+def test_encode_video_round_trips_through_decode(tmp_path):
+    from keras_attnpool.data.video import decode_video, encode_video
+
+    frames = [np.full((24, 32, 3), (40 * t, 100, 200 - 40 * t), np.uint8) for t in range(5)]
+    path = str(tmp_path / "clip.avi")
+    assert encode_video(path, iter(frames), 10, bit_rate=2_000_000) == 5
+    decoded = decode_video(path, short_side=None)
+    assert decoded.frames.shape == (5, 24, 32, 3)
+    assert decoded.fps == 10
+    np.testing.assert_allclose(decoded.frames[4].mean(axis=(0, 1)), (160, 100, 40), atol=12)
+    with pytest.raises(ValueError, match="no frames"):
+        encode_video(str(tmp_path / "empty.avi"), [], 10)
