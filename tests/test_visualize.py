@@ -17,7 +17,7 @@ from absl import flags  # noqa: E402
 from absl.testing import flagsaver  # noqa: E402
 
 from keras_attnpool import AttentionalPooling, build_action_model, visualize  # noqa: E402
-from keras_attnpool.data.demo import _write_video  # noqa: E402
+from keras_attnpool.data.video import encode_video  # noqa: E402
 from keras_attnpool.trainer import summaries  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,7 +155,7 @@ def workdir(tmp_path_factory):
     (root / "config.json").write_text(json.dumps({"image_size": 32, "resize_short": 32,
                                                   "short_side": 32, "backbone": "tiny"}))
     rng = np.random.default_rng(0)
-    _write_video(str(root / "clip.avi"), rng.integers(0, 255, (8, 32, 32, 3), np.uint8))
+    encode_video(str(root / "clip.avi"), rng.integers(0, 255, (8, 32, 32, 3), np.uint8), 10)
     from PIL import Image
 
     Image.fromarray(rng.integers(0, 255, (40, 48, 3), np.uint8)).save(root / "photo.png")
