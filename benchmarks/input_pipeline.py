@@ -45,7 +45,7 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_attnpool.data import augment, pipeline, sampling  # noqa: E402
+from keras_attnpool.data import augment, frame_index, pipeline, sampling  # noqa: E402
 from keras_attnpool.data.record_format import encode_example, shard_name  # noqa: E402
 from keras_attnpool.data.video import encode_video  # noqa: E402
 
@@ -77,7 +77,7 @@ def write_records(video_paths, out_dir: str, shards: int = 4, frame_stride: int 
     keeps every `frame_stride`-th frame."""
     split = "train" if frame_stride == 1 else f"stride{frame_stride}"
     files = [os.path.join(out_dir, shard_name(split, i, shards)) for i in range(shards)]
-    writers = [tf.io.TFRecordWriter(f) for f in files]
+    records = [[] for _ in files]
     for i, path in enumerate(video_paths):
         with av.open(path) as container:
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -85,12 +85,15 @@ def write_records(video_paths, out_dir: str, shards: int = 4, frame_stride: int 
         resized = tf.cast(tf.round(tf.image.resize(
             np.stack(frames), [SHORT_SIDE, SHORT_SIDE * WIDTH // HEIGHT])), tf.uint8)
         jpegs = [tf.io.encode_jpeg(f, quality=90).numpy() for f in resized]
-        writers[i % shards].write(encode_example(
+        records[i % shards].append(encode_example(
             f"video{i}", jpegs, label=i % 51, fps=FPS / frame_stride,
             height=int(resized.shape[1]),
             width=int(resized.shape[2])))
-    for w in writers:
-        w.close()
+    for path, shard_records in zip(files, records):
+        with tf.io.TFRecordWriter(path) as writer:
+            for record in shard_records:
+                writer.write(record)
+        frame_index.write_index(path, shard_records)  # as prepare does
     return files
 
 
@@ -237,12 +240,13 @@ def _methods(data: dict, pool, args) -> dict:
     """name -> a function that runs the method once and returns clips/s."""
     files, videos, n = data["files"], data["videos"], data["num_frames"]
 
-    def train(jitter, records=files):
+    def train(jitter, records=files, use_index=True):
         return lambda: pipeline.train_dataset(
             records, num_segments=NUM_SEGMENTS, image_size=IMAGE_SIZE, batch_size=BATCH,
-            seed=0, shuffle_buffer=16, color_jitter=jitter)
+            seed=0, shuffle_buffer=16, color_jitter=jitter, use_index=use_index)
 
     makers = {"pipeline": train(False), "pipeline_cj": train(True),
+              "pipeline_whole": train(False, use_index=False),
               "pipeline_s2": train(False, data["strided"]),
               "decode": lambda: decode_only_dataset(files),
               "read_decode": lambda: read_decode_dataset(files)}

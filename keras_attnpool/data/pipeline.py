@@ -29,7 +29,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from keras_attnpool.data import augment, heatmaps, sampling
+from keras_attnpool.data import augment, frame_index, heatmaps, sampling
 from keras_attnpool.data.record_format import NUM_JOINTS, parse_example
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -80,12 +80,41 @@ class _Spec:
     heatmap_size: Optional[Tuple[int, int]] = None
     heatmap_shape: str = "disk"
     flip: bool = True
+    indexed: bool = False
 
 
-def _is_multi_label(files: Sequence[str]) -> bool:
+def _use_index(files: Sequence[str], use_index: Optional[bool]) -> bool:
+    """Whether to read through the frame indexes (`frame_index`): all shards have one."""
+    if use_index is False:
+        return False
+    missing = [f for f in files if not frame_index.has_index(f)]
+    if use_index and missing:
+        raise FileNotFoundError(f"{frame_index.index_path(missing[0])}: no frame index "
+                                "(rerun training/prepare.py, which writes it, or pass "
+                                "use_index=False to read whole records)")
+    return not missing
+
+
+def _parse(item: Tuple[tf.Tensor, tf.Tensor], indexed: bool) -> dict:
+    """(shard, serialized) -> the record's features (an index entry's when indexed)."""
+    return (frame_index.parse_index_entry if indexed else parse_example)(item[1])
+
+
+def _encoded_frames(item: Tuple[tf.Tensor, tf.Tensor], record: dict, indices: tf.Tensor,
+                    indexed: bool) -> tf.Tensor:
+    """The JPEGs of the frames at `indices`, tf.string [len(indices)]: read from the shard
+    through the index, or gathered from the parsed record."""
+    if not indexed:
+        return sampling.gather_frames(record["frames"], indices)
+    return frame_index.read_frames(item[0], tf.gather(record["frame_offsets"], indices),
+                                   tf.gather(record["frame_lengths"], indices),
+                                   indices.shape[0])
+
+
+def _is_multi_label(files: Sequence[str], indexed: bool) -> bool:
     """Peeks at the first record: multi-label datasets store a non-empty `labels`."""
-    for serialized in tf.data.TFRecordDataset(list(files)).take(1):
-        return int(tf.size(parse_example(serialized)["labels"])) > 0
+    for item in _records(tf.constant(files[0]), indexed).take(1):
+        return int(tf.size(_parse(item, indexed)["labels"])) > 0
     raise ValueError(f"{files[0]} ... {files[-1]}: no records in these files; rerun "
                      "training/prepare.py")
 
@@ -119,12 +148,13 @@ def clip_seeds(seed: int, index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     return sample_seed, augment_seed
 
 
-def _sample_train(index: tf.Tensor, serialized: tf.Tensor, spec: _Spec) -> dict:
-    """Parse, pick the frames (TSN) and draw the clip's augmentation, all before decoding."""
+def _sample_train(index: tf.Tensor, item: Tuple[tf.Tensor, tf.Tensor], spec: _Spec) -> dict:
+    """Parse, pick the frames (TSN) and draw the clip's augmentation, all before decoding;
+    only the picked frames' JPEGs are read (with an index) or kept (without)."""
     sample_seed, augment_seed = clip_seeds(spec.seed, index)
-    record = parse_example(serialized)
+    record = _parse(item, spec.indexed)
     indices = sampling.segment_indices(record["num_frames"], spec.num_frames, sample_seed)
-    encoded = sampling.gather_frames(record["frames"], indices)
+    encoded = _encoded_frames(item, record, indices, spec.indexed)
     # The JPEG header gives the frame size without decoding anything.
     shape = tf.io.extract_jpeg_shape(encoded[0])
     draw = augment.draw_train_augmentation(shape[0], shape[1], augment_seed, spec.scales,
@@ -158,9 +188,19 @@ def _augment_train(example: dict, spec: _Spec):
     return frames, {"logits": example["label"], "pose_heatmaps": maps}
 
 
+def _records(shard: tf.Tensor, indexed: bool) -> tf.data.Dataset:
+    """One shard's (shard, serialized record or index entry) pairs."""
+    if indexed:
+        records = tf.data.TFRecordDataset(tf.strings.join([shard, frame_index.INDEX_SUFFIX]))
+    else:
+        records = tf.data.TFRecordDataset(shard)
+    return records.map(lambda r: (shard, r))
+
+
 def _read(files: Sequence[str], seed: Optional[int], cycle_length: int,
-          input_context: Optional[tf.distribute.InputContext], repeat: bool) -> tf.data.Dataset:
-    """Files -> serialized records, shuffled across shards when `seed` is given."""
+          input_context: Optional[tf.distribute.InputContext], repeat: bool,
+          indexed: bool) -> tf.data.Dataset:
+    """Files -> (shard, serialized) pairs, shuffled across shards when `seed` is given."""
     ds = tf.data.Dataset.from_tensor_slices(list(files))
     if input_context is not None and input_context.num_input_pipelines > 1:
         # One disjoint subset of the files per input pipeline (host) when the strategy
@@ -176,7 +216,8 @@ def _read(files: Sequence[str], seed: Optional[int], cycle_length: int,
     if repeat:
         ds = ds.repeat()
     # Several shards read at once, round-robin; deterministic so the seed fixes the order.
-    return ds.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
+    return ds.interleave(lambda shard: _records(shard, indexed),
+                         cycle_length=min(cycle_length, len(files)),
                          block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
@@ -212,8 +253,8 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                   color_jitter: bool = False, flip: bool = True,
                   multi_label: Optional[bool] = None,
                   repeat: bool = True, drop_remainder: bool = True, cycle_length: int = 8,
-                  input_context: Optional[tf.distribute.InputContext] = None
-                  ) -> tf.data.Dataset:
+                  input_context: Optional[tf.distribute.InputContext] = None,
+                  use_index: Optional[bool] = None) -> tf.data.Dataset:
     """The training pipeline (module docstring: element structure and determinism).
 
     Args:
@@ -240,13 +281,18 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
         drop_remainder: keep every batch full (static shapes for distributed training).
         cycle_length: shards read concurrently.
         input_context: from `strategy.distribute_datasets_from_function`; shards the files.
+        use_index: read only the sampled frames through the shards' frame indexes
+            (`frame_index`, written by prepare); None: when every shard has one. The
+            batches are the same either way.
     """
     size = _heatmap_size(image_mode, num_segments, with_keypoints, heatmap_size)
     files = list_record_files(records)
+    indexed = _use_index(files, use_index)
     spec = _Spec(num_segments, image_size,
-                 _is_multi_label(files) if multi_label is None else multi_label, image_mode,
-                 seed, tuple(scales), max_distort, color_jitter, size, heatmap_shape, flip)
-    ds = _read(files, seed, cycle_length, input_context, repeat)
+                 _is_multi_label(files, indexed) if multi_label is None else multi_label,
+                 image_mode, seed, tuple(scales), max_distort, color_jitter, size,
+                 heatmap_shape, flip, indexed)
+    ds = _read(files, seed, cycle_length, input_context, repeat, indexed)
     # Records of the interleaved shards are mixed further in a buffer of whole clips.
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     # Each record's position in the (seeded) stream seeds its sampling and augmentation, so
@@ -264,11 +310,12 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
     return ds.prefetch(AUTOTUNE).with_options(_options())
 
 
-def _eval_example(serialized: tf.Tensor, spec: _Spec, resize_short: int, views: str):
+def _eval_example(item: Tuple[tf.Tensor, tf.Tensor], spec: _Spec, resize_short: int,
+                  views: str):
     """One record -> (views [V, T, S, S, 3], label, video_id): uniform frames, fixed crops."""
-    record = parse_example(serialized)
+    record = _parse(item, spec.indexed)
     indices = sampling.uniform_indices(record["num_frames"], spec.num_frames)
-    frames = _decode(sampling.gather_frames(record["frames"], indices), spec.num_frames)
+    frames = _decode(_encoded_frames(item, record, indices, spec.indexed), spec.num_frames)
     crops = augment.eval_views(frames, spec.image_size, resize_short, views)
     return crops, _label(record, spec.multi_label), record["video_id"]
 
@@ -287,8 +334,8 @@ def eval_dataset(records: Records, *, image_size: int, batch_size: int,
                  resize_short: Optional[int] = None, image_mode: bool = False,
                  fold_frames: bool = False, multi_label: Optional[bool] = None,
                  cycle_length: int = 8,
-                 input_context: Optional[tf.distribute.InputContext] = None
-                 ) -> tf.data.Dataset:
+                 input_context: Optional[tf.distribute.InputContext] = None,
+                 use_index: Optional[bool] = None) -> tf.data.Dataset:
     """The evaluation pipeline: every record once, in a fixed order (module docstring).
 
     Args:
@@ -305,16 +352,19 @@ def eval_dataset(records: Records, *, image_size: int, batch_size: int,
         multi_label: as in `train_dataset`.
         cycle_length: shards read concurrently.
         input_context: from `distribute_datasets_from_function`; shards the files.
+        use_index: as in `train_dataset`.
     """
     if image_mode:
         test_frames, fold_frames = 1, True
     if resize_short is None:
         resize_short = int(round(image_size * 256 / 224))
     files = list_record_files(records)
+    indexed = _use_index(files, use_index)
     spec = _Spec(test_frames, image_size,
-                 _is_multi_label(files) if multi_label is None else multi_label, image_mode)
-    ds = _read(files, None, cycle_length, input_context, repeat=False)
-    ds = ds.map(lambda r: _eval_example(r, spec, resize_short, views), AUTOTUNE,
+                 _is_multi_label(files, indexed) if multi_label is None else multi_label,
+                 image_mode, indexed=indexed)
+    ds = _read(files, None, cycle_length, input_context, repeat=False, indexed=indexed)
+    ds = ds.map(lambda *r: _eval_example(r, spec, resize_short, views), AUTOTUNE,
                 deterministic=True)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)
     # Views (and, if asked, frames) become batch rows, as a model sees them; the model's

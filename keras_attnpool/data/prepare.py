@@ -51,9 +51,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from keras_attnpool.data import frame_index
 from keras_attnpool.data.datasets import VIDEO_DATASETS, DatasetSpec, Sample, get_reader
 from keras_attnpool.data.prepare_output import (
-    MANIFEST, OutputDir, OutputDirError, read_json, write_json)
+    MANIFEST, OutputDir, OutputDirError, atomic_write, read_json, write_json)
 from keras_attnpool.data.prepare_shards import (
     FORMAT, build_manifest, failure_summary, finish_shard, json_ready)
 from keras_attnpool.data.prepare_worker import (
@@ -209,6 +210,12 @@ def _write_missing(out: OutputDir, spec: DatasetSpec, plans: list[ShardPlan],
     """Writes the shards not yet finished, then the manifest (if anything changed)."""
     done = {plan.name: out.finished(plan.name) for plan in plans}
     todo = [plan for plan in plans if done[plan.name] is None]
+    for plan in plans:
+        shard = out.file(plan.name)
+        if done[plan.name] is not None and not os.path.isfile(frame_index.index_path(shard)):
+            logger.info("%s: writing its frame index", plan.name)
+            atomic_write(frame_index.index_path(shard),
+                         lambda temp, shard=shard: frame_index.write_index(shard, path=temp))
     on_disk = read_json(out.file(MANIFEST))
     if not todo and isinstance(on_disk, dict) and on_disk.get("format") == FORMAT:
         logger.info("%s: nothing to do, all %d shards and the manifest are complete",

@@ -4,6 +4,7 @@ Layout:
 
     OUT/manifest.json                          written last, atomically
     OUT/<split>-<index>-of-<count>.tfrecord    complete shards only (see `record_format`)
+    OUT/<shard>.tfrecord.index                 each shard's frame index (`frame_index`)
     OUT/.prepare/state.json                    settings + plan digest of this folder
     OUT/.prepare/<shard name>.json             one per finished shard: what it holds
     OUT/.prepare/lock                          held (flock) while a prepare runs
@@ -12,7 +13,9 @@ Every file is written to a temporary name that starts with "." and ends in ".tmp
 (so `*.tfrecord` never matches it), flushed to disk, then renamed with `os.replace`. A
 shard is done when its `.tfrecord` and its `.prepare/<shard>.json` both exist: the shard is
 renamed first, so a crash between the two only means the shard is written again (with the
-same bytes: shard contents are deterministic).
+same bytes: shard contents are deterministic). A finished shard without its index (a crash
+in between, or a folder prepared before indexes existed) gets the index built from the
+shard, without converting its media again.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ except ImportError:  # Windows: no lock, one prepare per folder is up to the use
 MANIFEST = "manifest.json"
 STATE_DIR = ".prepare"
 STATE = "state.json"
-_SHARD_FILE = re.compile(r"^[A-Za-z0-9_]+-\d{5}-of-\d{5}\.tfrecord$")
+_SHARD_FILE = re.compile(r"^[A-Za-z0-9_]+-\d{5}-of-\d{5}\.tfrecord(\.index)?$")
 
 
 class OutputDirError(ValueError):

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_attnpool.data import frame_index
 from keras_attnpool.data.datasets import DatasetSpec, Sample
 from keras_attnpool.data.prepare_output import OutputDir, atomic_write, write_json
 from keras_attnpool.data.prepare_worker import Converted, Failed
@@ -75,7 +76,11 @@ def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]],
                 and result.num_source_frames != result.declared_frames):
             mismatch.append({"path": sample.path, "decoded": result.num_source_frames,
                              "declared": result.declared_frames})
-    atomic_write(out.file(plan.name), lambda temp: _write_tfrecord(temp, records))
+    shard = out.file(plan.name)
+    atomic_write(shard, lambda temp: _write_tfrecord(temp, records))
+    # The index after its shard: a shard is done only when both exist (OutputDir.finished).
+    atomic_write(frame_index.index_path(shard),
+                 lambda temp: frame_index.write_index(shard, records, temp))
     record = {"name": plan.name, "split": plan.split, "index": plan.index, "video_ids": ids,
               "num_frames": frames, "skipped": skipped, "frame_count_mismatch": mismatch}
     write_json(out.record_path(plan.name), record)

@@ -1,0 +1,150 @@
+"""Frame index of a prepared shard: where each stored JPEG lies in the file.
+
+A record holds every frame of its clip (about 100 for 3.5 s of HMDB51 at 30 fps), and TSN
+training decodes three of them. Reading a record means copying and checksumming all of its
+JPEGs, which costs about as much CPU as decoding the three sampled ones
+(`benchmarks/input_pipeline.py`). The index lets the training pipeline read a small entry per
+clip and then only the bytes of the sampled JPEGs.
+
+`X.tfrecord` has its index in `X.tfrecord.index`: a TFRecord file with one entry per record,
+in the same order. An entry is its record (a `tf.train.SequenceExample`, see
+`record_format`) without the `frames` feature list, with two more context features:
+
+    frame_offsets  int64 [T]   byte position of frame t's JPEG in the shard file
+    frame_lengths  int64 [T]   its length in bytes
+
+The positions follow from the serialised records alone: TFRecord stores a record as an 8-byte
+length, a 4-byte CRC, the data and a 4-byte CRC, and protobuf stores each JPEG's bytes
+verbatim inside the serialised SequenceExample. `prepare` writes the index next to each shard
+(and adds it to shards prepared before indexes existed); `write_index` builds it for any
+shard of `record_format` records.
+
+The pipeline reads frames with `read_frames` (positioned reads, `os.pread`, in a
+`tf.numpy_function`). Records read this way skip TFRecord's checksum, so every frame read is
+checked to start with a JPEG start-of-image marker: an index that does not match its shard
+(a shard replaced after prepare) fails with a message naming both files.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from keras_attnpool.data.record_format import CONTEXT_SPEC, SEQUENCE_SPEC
+
+INDEX_SUFFIX = ".index"
+# TFRecord framing: uint64 length + uint32 masked CRC of the length, data, uint32 CRC.
+_HEADER_BYTES, _FOOTER_BYTES = 12, 4
+_JPEG_START = b"\xff\xd8"
+
+INDEX_CONTEXT_SPEC = {**CONTEXT_SPEC,
+                      "frame_offsets": tf.io.VarLenFeature(tf.int64),
+                      "frame_lengths": tf.io.VarLenFeature(tf.int64)}
+INDEX_SEQUENCE_SPEC = {"keypoints": SEQUENCE_SPEC["keypoints"]}
+
+
+def index_path(shard: str) -> str:
+    """The index file of a shard."""
+    return os.fspath(shard) + INDEX_SUFFIX
+
+
+def index_entry(serialized: bytes, data_offset: int) -> bytes:
+    """The index entry of one serialised record whose data starts at `data_offset`."""
+    example = tf.train.SequenceExample.FromString(serialized)
+    frames = example.feature_lists.feature_list["frames"].feature
+    offsets, lengths, position = [], [], 0
+    for t, feature in enumerate(frames):
+        jpeg = feature.bytes_list.value[0]
+        # The JPEGs appear in order; an identical earlier frame would be as good a match.
+        found = serialized.find(jpeg, position)
+        if found < 0:  # cannot happen for a record that parses: fail loudly if it does
+            raise ValueError(f"frame {t}: its bytes are not in the serialised record")
+        offsets.append(data_offset + found)
+        lengths.append(len(jpeg))
+        position = found + len(jpeg)
+    del example.feature_lists.feature_list["frames"]
+    context = example.context.feature
+    context["frame_offsets"].int64_list.value[:] = offsets
+    context["frame_lengths"].int64_list.value[:] = lengths
+    return example.SerializeToString(deterministic=True)
+
+
+def index_entries(records: Iterable[bytes]) -> list[bytes]:
+    """Index entries of the records of one uncompressed TFRecord file, in file order."""
+    entries, position = [], 0
+    for record in records:
+        entries.append(index_entry(record, position + _HEADER_BYTES))
+        position += _HEADER_BYTES + len(record) + _FOOTER_BYTES
+    return entries
+
+
+def _write_records(path: str, records: Sequence[bytes]) -> None:
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+
+
+def write_index(shard: str, records: Sequence[bytes] | None = None,
+                path: str | None = None) -> str:
+    """Writes the index of `shard` (to `path`, default `index_path(shard)`); returns it.
+
+    `records` are the shard's records when the caller still holds them; otherwise the shard
+    is read (its checksums verified by TensorFlow's reader).
+    """
+    if records is None:
+        records = [r.numpy() for r in tf.data.TFRecordDataset(os.fspath(shard))]
+    path = index_path(shard) if path is None else path
+    _write_records(path, index_entries(records))
+    return path
+
+
+def has_index(shard: str) -> bool:
+    return tf.io.gfile.exists(index_path(shard))
+
+
+def parse_index_entry(serialized: tf.Tensor) -> dict:
+    """Parses an index entry: `parse_example`'s dict with `frame_offsets` and
+    `frame_lengths` (int64 [T]) in place of `frames`."""
+    context, sequence = tf.io.parse_single_sequence_example(
+        serialized, context_features=INDEX_CONTEXT_SPEC,
+        sequence_features=INDEX_SEQUENCE_SPEC)
+    for key in ("labels", "frame_offsets", "frame_lengths"):
+        context[key] = tf.sparse.to_dense(context[key])
+    return {**context, **sequence}
+
+
+def _read_ranges(shard: bytes, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The byte ranges of `shard` as an object array of bytes (each must start a JPEG)."""
+    name = shard.decode("utf-8")
+    out = []
+    if "://" in name:  # a remote file system (gs://, s3://...): tf.io.gfile seeks and reads
+        with tf.io.gfile.GFile(name, "rb") as f:
+            for offset, length in zip(offsets.tolist(), lengths.tolist()):
+                f.seek(offset)
+                out.append(f.read(length))
+    else:
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            out = [os.pread(fd, length, offset)
+                   for offset, length in zip(offsets.tolist(), lengths.tolist())]
+        finally:
+            os.close(fd)
+    for data, offset, length in zip(out, offsets.tolist(), lengths.tolist()):
+        if len(data) != length or not data.startswith(_JPEG_START):
+            raise ValueError(
+                f"{name}: no JPEG frame at byte {offset} (length {length}) where "
+                f"{index_path(name)} puts one; the shard was changed after its index was "
+                "written. Delete the .index file (training then reads whole records) or "
+                "rerun training/prepare.py, which writes it again")
+    return np.array(out, dtype=object)
+
+
+def read_frames(shard: tf.Tensor, offsets: tf.Tensor, lengths: tf.Tensor,
+                count: int | None = None) -> tf.Tensor:
+    """The JPEGs at `offsets` / `lengths` (int64 [k]) of `shard`: tf.string [k]."""
+    frames = tf.numpy_function(_read_ranges, [shard, offsets, lengths], tf.string,
+                               stateful=False, name="read_frames")
+    return tf.ensure_shape(frames, [count])
