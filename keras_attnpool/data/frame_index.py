@@ -135,10 +135,11 @@ def _read_ranges(shard: bytes, offsets: np.ndarray, lengths: np.ndarray) -> np.n
     for data, offset, length in zip(out, offsets.tolist(), lengths.tolist()):
         if len(data) != length or not data.startswith(_JPEG_START):
             raise ValueError(
-                f"{name}: no JPEG frame at byte {offset} (length {length}) where "
-                f"{index_path(name)} puts one; the shard was changed after its index was "
-                "written. Delete the .index file (training then reads whole records) or "
-                "rerun training/prepare.py, which writes it again")
+                f"{name}: no JPEG at byte {offset} (length {length}), where "
+                f"{index_path(name)} puts a frame: the shard changed after its index was "
+                "written, or the record holds a frame that is not a JPEG. Delete the "
+                ".index file (training/prepare.py writes it again; without it the "
+                "pipelines read whole records)")
     return np.array(out, dtype=object)
 
 

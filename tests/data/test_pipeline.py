@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_attnpool import metrics  # noqa: E402
-from keras_attnpool.data import pipeline, sampling  # noqa: E402
+from keras_attnpool.data import frame_index, pipeline, sampling  # noqa: E402
 from keras_attnpool.data.record_format import encode_example, shard_name  # noqa: E402
 from keras_attnpool.losses import INVALID_JOINT  # noqa: E402
 
@@ -35,8 +35,9 @@ def flat_frame(video: int, frame: int) -> bytes:
     return jpeg(np.broadcast_to([6 * frame + 4, 16 * video + 8, 128], (H, W, 3)))
 
 
-def write_shards(directory, videos, shards=1, split="train"):
-    """videos: list of (num_frames, label) or dicts of encode_example arguments."""
+def write_shards(directory, videos, shards=1, split="train", index=False):
+    """videos: list of (num_frames, label) or dicts of encode_example arguments; `index`
+    writes each shard's frame index too, as prepare does."""
     files = [str(directory / shard_name(split, i, shards)) for i in range(shards)]
     writers = [tf.io.TFRecordWriter(f) for f in files]
     for v, video in enumerate(videos):
@@ -47,6 +48,9 @@ def write_shards(directory, videos, shards=1, split="train"):
         writers[v % shards].write(encode_example(f"video{v}", height=H, width=W, **video))
     for w in writers:
         w.close()
+    if index:
+        for f in files:
+            frame_index.write_index(f)
     return files
 
 
@@ -58,9 +62,16 @@ def identify(pixels):
 LENGTHS = [5, 9, 12, 3, 7, 10, 2, 8]
 
 
+@pytest.fixture(params=[False, True], ids=["whole_records", "frame_index"])
+def indexed(request):
+    """Both ways the pipelines read frames: whole records, and through frame indexes."""
+    return request.param
+
+
 @pytest.fixture
-def video_records(tmp_path):
-    return write_shards(tmp_path, [(n, v) for v, n in enumerate(LENGTHS)], shards=3)
+def video_records(tmp_path, indexed):
+    return write_shards(tmp_path, [(n, v) for v, n in enumerate(LENGTHS)], shards=3,
+                        index=indexed)
 
 
 def train(files, **kwargs):
@@ -76,8 +87,8 @@ def test_train_batches_have_the_documented_structure(video_records):
     assert 0 <= float(tf.reduce_min(frames)) and float(tf.reduce_max(frames)) <= 255
 
 
-def test_image_mode_yields_images(tmp_path):
-    files = write_shards(tmp_path, [(1, v % 3) for v in range(6)], shards=2)
+def test_image_mode_yields_images(tmp_path, indexed):
+    files = write_shards(tmp_path, [(1, v % 3) for v in range(6)], shards=2, index=indexed)
     images, label = next(iter(train(files, num_segments=1, image_mode=True)))
     assert images.shape == (4, 16, 16, 3) and label.shape == (4,)
     with pytest.raises(ValueError, match="num_segments"):
@@ -98,7 +109,7 @@ def test_sampled_frames_lie_in_their_segments_for_every_clip(video_records):
     assert len(seen) > 30  # the draws differ between clips and epochs
 
 
-def test_the_pipeline_decodes_only_the_sampled_frames(tmp_path):
+def test_the_pipeline_decodes_only_the_sampled_frames(tmp_path, indexed):
     # One shard, no record shuffling: record i is the stream's i-th element, so its frames
     # are sampling.segment_indices(n, 3, clip_seeds(seed, i)[0]). Every other frame is garbage.
     lengths = [30, 17, 40, 25]
@@ -109,7 +120,7 @@ def test_the_pipeline_decodes_only_the_sampled_frames(tmp_path):
                                        for t in range(n)], "label": v})
         videos[-1]["expected"] = chosen
     expected = [video.pop("expected") for video in videos]
-    files = write_shards(tmp_path, videos)
+    files = write_shards(tmp_path, videos, index=indexed)
     frames, label = next(iter(train(files, shuffle_buffer=1, batch_size=4)))
     assert label.numpy().tolist() == [0, 1, 2, 3]
     for v in range(4):
@@ -117,11 +128,12 @@ def test_the_pipeline_decodes_only_the_sampled_frames(tmp_path):
         assert got == [(v, int(t)) for t in expected[v]]
 
 
-def test_eval_decodes_only_the_uniform_frames_and_fails_on_a_bad_sampled_one(tmp_path):
+def test_eval_decodes_only_the_uniform_frames_and_fails_on_a_bad_sampled_one(tmp_path,
+                                                                             indexed):
     # 10 frames, 3 test frames -> indices 1, 5, 8; everything else is garbage.
     good = {"jpeg_frames": [flat_frame(0, t) if t in (1, 5, 8) else GARBAGE
                             for t in range(10)], "label": 4}
-    files = write_shards(tmp_path, [good])
+    files = write_shards(tmp_path, [good], index=indexed)
     frames, label, video_id = next(iter(pipeline.eval_dataset(
         files, image_size=16, batch_size=1, test_frames=3, resize_short=16)))
     assert [identify(frames[0, t, 8, 8].numpy()) for t in range(3)] == [(0, 1), (0, 5), (0, 8)]
@@ -129,8 +141,8 @@ def test_eval_decodes_only_the_uniform_frames_and_fails_on_a_bad_sampled_one(tmp
     bad = {"jpeg_frames": [flat_frame(0, t) if t != 5 else GARBAGE for t in range(10)],
            "label": 4}
     (tmp_path / "bad").mkdir()
-    files = write_shards(tmp_path / "bad", [bad])
-    with pytest.raises(tf.errors.InvalidArgumentError):
+    files = write_shards(tmp_path / "bad", [bad], index=indexed)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="JPEG"):
         next(iter(pipeline.eval_dataset(files, image_size=16, batch_size=1, test_frames=3)))
 
 
@@ -164,10 +176,11 @@ def test_every_frame_of_a_clip_gets_the_same_augmentation(tmp_path):
     assert not np.array_equal(frames[0, 0], frames[1, 0])  # but clips differ
 
 
-def test_multi_label_targets_pass_through_unchanged(tmp_path):
+def test_multi_label_targets_pass_through_unchanged(tmp_path, indexed):
     targets = np.array([[1, -1, 0, np.nan, 1], [-1, -1, 1, 0, np.nan]], np.float32)
     files = write_shards(tmp_path, [
-        {"jpeg_frames": [flat_frame(v, 0)], "labels": targets[v]} for v in range(2)])
+        {"jpeg_frames": [flat_frame(v, 0)], "labels": targets[v]} for v in range(2)],
+        index=indexed)
     _, label = next(iter(train(files, num_segments=1, image_mode=True, batch_size=2,
                                shuffle_buffer=1)))
     assert label.dtype == tf.float32
@@ -224,12 +237,12 @@ def marker_image(joint_x=32.5, joint_y=24.5):
 
 
 @pytest.mark.parametrize("image_mode", [True, False])
-def test_heatmaps_follow_the_crop_and_flip_of_the_frames(tmp_path, image_mode):
+def test_heatmaps_follow_the_crop_and_flip_of_the_frames(tmp_path, image_mode, indexed):
     image, keypoints = marker_image()
     frames_per_record = 1 if image_mode else 3
     files = write_shards(tmp_path, [{"jpeg_frames": [image] * frames_per_record,
                                      "keypoints": [keypoints] * frames_per_record,
-                                     "label": 1}] * 4)
+                                     "label": 1}] * 4, index=indexed)
     ds = train(files, num_segments=frames_per_record, image_mode=image_mode,
                image_size=32, with_keypoints=True, heatmap_size=8, heatmap_shape="gaussian",
                scales=(0.75,), max_distort=0)
@@ -323,11 +336,12 @@ def test_distributed_input_over_two_logical_cpus(video_records, tmp_path):
     assert report["from_function_shapes"] == [[2, 2, 8, 8, 3], [2, 2, 8, 8, 3]]
 
 
-def test_file_names_with_glob_characters_and_empty_inputs(tmp_path):
+def test_file_names_with_glob_characters_and_empty_inputs(tmp_path, indexed):
     odd = tmp_path / "clips [v2]"
     odd.mkdir()
-    files = write_shards(odd, [(2, 0)] * 2)
+    files = write_shards(odd, [(2, 0)] * 2, index=indexed)
     assert pipeline.list_record_files(files) == files
+    assert next(iter(train(files, batch_size=2)))[1].numpy().tolist() == [0, 0]
     with pytest.raises(ValueError, match="no record files"):
         pipeline.list_record_files([])
     empty = str(tmp_path / "empty.tfrecord")

@@ -23,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 from conftest import encode_video, write_lines  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from keras_attnpool.data import frame_index  # noqa: E402
 from keras_attnpool.data.datasets import DatasetError  # noqa: E402
 from keras_attnpool.data.prepare import (  # noqa: E402
     OutputDirError, PrepareError, prepare_dataset)
@@ -208,6 +209,34 @@ def test_resume_writes_only_missing_shards(hmdb51, tmp_path):
     assert (out / "test-00000-of-00002.tfrecord").stat().st_mtime_ns == untouched
     assert not list(out.glob(".*tmp*"))
     assert resumed["splits"] == {"train": 4, "test": 3}
+
+
+def test_every_shard_gets_a_frame_index_and_a_lost_one_is_rebuilt(hmdb51, tmp_path):
+    out = tmp_path / "out"
+    prepare_dataset("hmdb51", str(hmdb51), str(out), workers=0, shard_size=2)
+    shards = sorted(out.glob("*.tfrecord"))
+    assert len(shards) == 5
+    for shard in shards:
+        data = shard.read_bytes()
+        entries = list(tf.data.TFRecordDataset(frame_index.index_path(str(shard))))
+        records = list(tf.data.TFRecordDataset(str(shard)))
+        assert len(entries) == len(records)
+        for entry, serialized in zip(entries, records):
+            entry = frame_index.parse_index_entry(entry)
+            frames = parse_example(serialized)["frames"].numpy().tolist()
+            assert [data[o:o + n] for o, n in zip(entry["frame_offsets"].numpy(),
+                                                  entry["frame_lengths"].numpy())] == frames
+    # A folder whose shard lost its index (prepared before indexes, or copied without
+    # them): a rerun writes the index and nothing else.
+    lost = out / "train-00001-of-00003.tfrecord.index"
+    expected = lost.read_bytes()
+    lost.unlink()
+    before = _mtimes(out)
+    again = prepare_dataset("hmdb51", str(hmdb51), str(out), workers=0, shard_size=2)
+    assert again["this_run"]["shards_written"] == 0
+    assert lost.read_bytes() == expected
+    after = _mtimes(out)
+    assert {p: t for p, t in after.items() if p != lost} == before
 
 
 def test_on_error_fail_names_the_first_bad_file(hmdb51, tmp_path):

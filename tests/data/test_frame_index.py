@@ -1,0 +1,129 @@
+"""Frame indexes: entries point at each frame's JPEG in the shard, the pipelines read only
+the sampled bytes through them, and a stale index is reported by file name."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from test_pipeline import identify, jpeg, train, write_shards  # noqa: E402
+
+from keras_attnpool.data import frame_index, pipeline, sampling  # noqa: E402
+from keras_attnpool.data.record_format import parse_example  # noqa: E402
+
+
+def noisy_frame(seed, height=24, width=32):
+    """A JPEG whose size differs from frame to frame (offsets are not multiples)."""
+    rng = np.random.default_rng(seed)
+    return jpeg(rng.integers(0, 256, (height, width, 3)))
+
+
+def mixed_videos():
+    """Clips of several lengths with keypoints on some frames and odd ids."""
+    videos = []
+    for v, n in enumerate([4, 1, 7, 3, 5]):
+        keypoints = [np.full((v % 3, 16, 3), t + 0.5, np.float32) if t % 2 else None
+                     for t in range(n)]
+        videos.append({"jpeg_frames": [noisy_frame(10 * v + t) for t in range(n)],
+                       "label": v, "keypoints": keypoints, "fps": 25.0})
+    return videos
+
+
+def test_entries_point_at_the_jpeg_bytes_of_every_frame(tmp_path):
+    files = write_shards(tmp_path, mixed_videos(), shards=2, index=True)
+    for shard in files:
+        data = open(shard, "rb").read()
+        records = list(tf.data.TFRecordDataset(shard))
+        entries = list(tf.data.TFRecordDataset(frame_index.index_path(shard)))
+        assert len(entries) == len(records) > 0
+        for serialized, entry in zip(records, entries):
+            frames = parse_example(serialized)["frames"].numpy().tolist()
+            parsed = frame_index.parse_index_entry(entry)
+            offsets = parsed["frame_offsets"].numpy().tolist()
+            lengths = parsed["frame_lengths"].numpy().tolist()
+            assert len(offsets) == len(lengths) == len(frames)
+            assert [data[o:o + n] for o, n in zip(offsets, lengths)] == frames
+
+
+def test_an_entry_is_its_record_without_the_frames(tmp_path):
+    files = write_shards(tmp_path, mixed_videos(), index=True)
+    records = list(tf.data.TFRecordDataset(files[0]))
+    entries = list(tf.data.TFRecordDataset(frame_index.index_path(files[0])))
+    for serialized, entry in zip(records, entries):
+        record, parsed = parse_example(serialized), frame_index.parse_index_entry(entry)
+        assert set(parsed) == set(record) - {"frames"} | {"frame_offsets", "frame_lengths"}
+        for key in ("video_id", "label", "labels", "num_frames", "fps", "height", "width"):
+            np.testing.assert_array_equal(parsed[key].numpy(), record[key].numpy())
+        assert parsed["keypoints"].to_list() == record["keypoints"].to_list()
+        assert len(entry.numpy()) < len(serialized.numpy()) / 2
+
+
+def test_indexed_reading_touches_only_the_sampled_bytes(tmp_path):
+    # One record of 30 frames; every frame that is not sampled gets its bytes scrambled
+    # in the shard file (same length), which breaks the record's TFRecord checksum.
+    n, seed = 30, 7
+    chosen = sampling.segment_indices(n, 3, pipeline.clip_seeds(seed, 0)[0]).numpy()
+    files = write_shards(tmp_path, [(n, 0)], index=True)
+    entry = frame_index.parse_index_entry(
+        next(iter(tf.data.TFRecordDataset(frame_index.index_path(files[0])))))
+    data = bytearray(open(files[0], "rb").read())
+    for t, (offset, length) in enumerate(zip(entry["frame_offsets"].numpy(),
+                                             entry["frame_lengths"].numpy())):
+        if t not in chosen:
+            data[offset:offset + length] = b"\x00" * length
+    open(files[0], "wb").write(bytes(data))
+    frames, _ = next(iter(train(files, shuffle_buffer=1, batch_size=1, use_index=True)))
+    assert [identify(frames[0, s, 8, 8].numpy()) for s in range(3)] == \
+        [(0, int(t)) for t in chosen]
+    with pytest.raises(tf.errors.DataLossError):  # reading the whole record fails
+        next(iter(train(files, shuffle_buffer=1, batch_size=1, use_index=False)))
+
+
+def test_indexed_and_whole_records_give_the_same_batches(tmp_path):
+    videos = mixed_videos()
+    for video in videos:  # keypoints on every frame, for the heatmap targets
+        video["keypoints"] = [np.full((1, 16, 3), [5.0, 6.0, 1.0], np.float32)] * len(
+            video["jpeg_frames"])
+    files = write_shards(tmp_path, videos * 3, shards=3, index=True)
+    kwargs = dict(color_jitter=True, with_keypoints=True, heatmap_size=4, shuffle_buffer=4)
+    pairs = zip(train(files, use_index=True, **kwargs).take(4),
+                train(files, use_index=False, **kwargs).take(4))
+    for a, b in pairs:
+        tf.nest.map_structure(lambda x, y: np.testing.assert_array_equal(x, y), a, b)
+    evals = [list(pipeline.eval_dataset(files, image_size=16, batch_size=2, test_frames=3,
+                                        views="three_crop_flip", use_index=use))
+             for use in (True, False)]
+    assert len(evals[0]) == len(evals[1]) == 8
+    tf.nest.map_structure(lambda x, y: np.testing.assert_array_equal(x, y), *evals)
+
+
+def test_use_index_needs_every_index(tmp_path):
+    files = write_shards(tmp_path, [(4, 0), (5, 1)], shards=2)
+    frame_index.write_index(files[0])
+    with pytest.raises(FileNotFoundError, match="train-00001-of-00002.tfrecord.index"):
+        train(files, use_index=True)
+    # By default a missing index means reading whole records, for every shard.
+    labels = [int(y[0]) for _, y in train(files, batch_size=1, repeat=False)]
+    assert sorted(labels) == [0, 1]
+
+
+def test_a_shard_changed_after_its_index_names_both_files(tmp_path):
+    files = write_shards(tmp_path, [(6, 0), (6, 1)], index=True)
+    # The shard is written again with other frames (longer JPEGs): offsets move.
+    big = {"jpeg_frames": [noisy_frame(t) for t in range(6)], "label": 0}
+    write_shards(tmp_path, [big, big])
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        next(iter(train(files, batch_size=2, use_index=True)))
+    message = str(error.value)
+    assert "train-00000-of-00001.tfrecord:" in message
+    assert "train-00000-of-00001.tfrecord.index" in message and "prepare" in message
+
+
+def test_write_index_reads_the_shard_when_not_given_the_records(tmp_path):
+    files = write_shards(tmp_path, mixed_videos(), index=True)
+    given = open(frame_index.index_path(files[0]), "rb").read()
+    os.remove(frame_index.index_path(files[0]))
+    frame_index.write_index(files[0])
+    assert open(frame_index.index_path(files[0]), "rb").read() == given
