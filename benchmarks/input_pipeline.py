@@ -1,25 +1,28 @@
 """Input pipeline speed: prepared records against the decode-only limit and PyAV on the fly.
 
-    python benchmarks/input_pipeline.py               # ~8 min on 2 CPU cores
-    python benchmarks/input_pipeline.py --videos=8 --repeats=3 --batches=10   # ~1.5 min
+    python benchmarks/input_pipeline.py               # ~6 min on 2 CPU cores
+    python benchmarks/input_pipeline.py --videos=8 --repeats=3 --batches=15   # ~1 min
 
 Writes HMDB51-like clips with PyAV into a temp dir: 320x240 mpeg4 .avi, 3.5 s at 30 fps,
 twice: with FFmpeg's default GOP of 12 frames (a keyframe every 0.4 s: seeking is cheap, the
 most favourable case for on-the-fly decoding) and with a GOP of 300 (XviD's default maximum
 keyframe interval; HMDB51's .avi files are XviD/DivX, so a 3.5 s clip usually has one
-keyframe). Prepared records hold JPEG frames (short side 256, quality 90). Then,
-interleaved (every repeat runs every method once, in a rotating order), medians reported:
+keyframe). Prepared records hold JPEG frames (short side 256, quality 90), with the frame
+index that prepare writes beside each shard. Then, interleaved (every repeat runs every
+method once, in a rotating order), medians reported:
 
-  pipeline      `train_dataset(num_segments=3, image_size=224, batch_size=8)`: read,
-                shuffle, TSN sampling, decode of the sampled crops, resize, flip, batch (the
-                default recipe, the paper's and TSN's: no colour jitter).
+  pipeline      `train_dataset(num_segments=3, image_size=224, batch_size=8)`: read the
+                index entries, shuffle, TSN sampling, read the 3 sampled JPEGs, decode
+                their crops, flip, resize, batch (the default recipe, the paper's and
+                TSN's: no colour jitter).
   pipeline_cj   the same with `color_jitter=True`.
-  pipeline_s2   the default pipeline over records that keep every 2nd frame (15 fps): a
-                record is read whole, so its size is a large part of the cost.
+  pipeline_whole  the same without the frame index: whole records (all ~105 JPEGs of a
+                clip) are read and parsed, the sampled JPEGs picked from them.
   decode        the decode-only limit: `tf.io.decode_jpeg` of the same kind of sampled
                 frames (3 per clip, gathered into memory beforehand), parallel map, batched.
-  read_decode   the same decodes, reading the records as a pipeline must (read, parse,
-                sample, decode full frames, batch; no shuffle, no augmentation).
+  decode_augment  the same in-memory frames through the pipeline's own crop-decode, flip
+                and resize ops (no reading, no sampling): the limit for any pipeline that
+                augments on the CPU.
   pyav_gopN     on the fly: per clip, PyAV decodes the 3 TSN-sampled frames of the .avi
                 (`_pyav_sampled`: from the nearest keyframe, no wasted seeks) in a parallel
                 tf.data map over `tf.numpy_function`, then the pipeline's own crop / resize /
@@ -72,21 +75,19 @@ def write_video(path: str, seed: int, gop: int = 12) -> int:
                         gop_size=gop)
 
 
-def write_records(video_paths, out_dir: str, shards: int = 4, frame_stride: int = 1) -> list:
-    """Decodes every video once (PyAV), short side 256, JPEG q90, into `shards` files;
-    keeps every `frame_stride`-th frame."""
-    split = "train" if frame_stride == 1 else f"stride{frame_stride}"
-    files = [os.path.join(out_dir, shard_name(split, i, shards)) for i in range(shards)]
+def write_records(video_paths, out_dir: str, shards: int = 4) -> list:
+    """Decodes every video once (PyAV), short side 256, JPEG q90, into `shards` files,
+    each with its frame index."""
+    files = [os.path.join(out_dir, shard_name("train", i, shards)) for i in range(shards)]
     records = [[] for _ in files]
     for i, path in enumerate(video_paths):
         with av.open(path) as container:
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-        frames = frames[::frame_stride]
         resized = tf.cast(tf.round(tf.image.resize(
             np.stack(frames), [SHORT_SIDE, SHORT_SIDE * WIDTH // HEIGHT])), tf.uint8)
         jpegs = [tf.io.encode_jpeg(f, quality=90).numpy() for f in resized]
         records[i % shards].append(encode_example(
-            f"video{i}", jpegs, label=i % 51, fps=FPS / frame_stride,
+            f"video{i}", jpegs, label=i % 51, fps=FPS,
             height=int(resized.shape[1]),
             width=int(resized.shape[2])))
     for path, shard_records in zip(files, records):
@@ -136,8 +137,8 @@ def _pyav_job(args):
 def pyav_dataset(video_paths, num_frames: int, seed: int = 0) -> tf.data.Dataset:
     """On-the-fly decoding with the pipeline's own sampling and augmentation ops."""
     def load(index, path):
-        seed_ = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64),
-                                                        index)
+        seed_ = tf.random.experimental.stateless_fold_in(
+            tf.constant([seed, 0], tf.int64), index)
         indices = sampling.segment_indices(num_frames, NUM_SEGMENTS, seed_)
         frames = tf.numpy_function(lambda p, i: _pyav_sampled(p.decode(), i),
                                    [path, indices], tf.uint8, stateful=False)
@@ -146,37 +147,43 @@ def pyav_dataset(video_paths, num_frames: int, seed: int = 0) -> tf.data.Dataset
         return clip, index
     ds = tf.data.Dataset.from_tensor_slices(video_paths).repeat().enumerate()
     ds = ds.map(load, tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
-def decode_only_dataset(files) -> tf.data.Dataset:
-    """`tf.io.decode_jpeg` of sampled frames held in memory: the decode limit."""
+def _options() -> tf.data.Options:
+    """The threading the training pipeline uses (one op thread per clip), for all."""
+    options = tf.data.Options()
+    options.threading.max_intra_op_parallelism = 1
+    return options
+
+
+def decode_only_dataset(files, augmented: bool = False) -> tf.data.Dataset:
+    """`tf.io.decode_jpeg` of sampled frames held in memory: the decode limit; with
+    `augmented`, the pipeline's crop-decode, flip and resize of them instead."""
     clips = []
     for i, serialized in enumerate(tf.data.TFRecordDataset(files)):
         record = pipeline.parse_example(serialized)
         indices = sampling.segment_indices(record["num_frames"], NUM_SEGMENTS, [i, 1])
         clips.append(sampling.gather_frames(record["frames"], indices))
-    ds = tf.data.Dataset.from_tensor_slices(tf.stack(clips)).repeat()
-    ds = ds.map(lambda e: tf.stack([tf.io.decode_jpeg(e[k], channels=3)
-                                    for k in range(NUM_SEGMENTS)]),
-                tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE)
 
-
-def read_decode_dataset(files) -> tf.data.Dataset:
-    """Records -> parse -> TSN sample -> `tf.io.decode_jpeg`, nothing else."""
-    def load(index, serialized):
-        record = pipeline.parse_example(serialized)
-        seed = pipeline.clip_seeds(0, index)[0]
-        indices = sampling.segment_indices(record["num_frames"], NUM_SEGMENTS, seed)
-        encoded = sampling.gather_frames(record["frames"], indices)
+    def decode(encoded):
         return tf.stack([tf.io.decode_jpeg(encoded[k], channels=3)
                          for k in range(NUM_SEGMENTS)])
-    ds = tf.data.Dataset.from_tensor_slices(files).repeat()
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=len(files),
-                       num_parallel_calls=tf.data.AUTOTUNE).enumerate()
-    ds = ds.map(load, tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE)
+
+    def decode_augment(index, encoded):
+        shape = tf.io.extract_jpeg_shape(encoded[0])
+        draw = augment.draw_train_augmentation(
+            shape[0], shape[1], pipeline.clip_seeds(0, index)[1])
+        cropped = tf.stack([tf.io.decode_and_crop_jpeg(encoded[k], draw["crop_box"],
+                                                       channels=3)
+                            for k in range(NUM_SEGMENTS)])
+        return augment.apply_train_augmentation(cropped, draw, IMAGE_SIZE)
+    ds = tf.data.Dataset.from_tensor_slices(tf.stack(clips)).repeat()
+    if augmented:
+        ds = ds.enumerate().map(decode_augment, tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(decode, tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
 def clips_per_second(make_dataset, batches: int) -> tuple:
@@ -226,14 +233,13 @@ def _setup(args) -> dict:
                        for i in range(args.videos)]
         num_frames = [write_video(p, i, gop) for i, p in enumerate(videos[gop])][0]
     files = write_records(videos[12], tmp)
-    strided = write_records(videos[12], tmp, frame_stride=2)
     size_mb = sum(os.path.getsize(f) for f in files) / 2**20
     print(f"{args.videos} videos {WIDTH}x{HEIGHT}, {num_frames} frames at {FPS} fps; records "
           f"{size_mb:.1f} MB (short side {SHORT_SIDE}); set-up {time.perf_counter() - start:.0f}"
           f" s; {os.cpu_count()} CPUs; TF {tf.__version__}, PyAV {av.__version__}")
     print(f"clips of {NUM_SEGMENTS} frames at {IMAGE_SIZE}, batch {BATCH}, "
           f"{args.batches} batches per run, {args.repeats} interleaved repeats")
-    return {"videos": videos, "files": files, "strided": strided, "num_frames": num_frames}
+    return {"videos": videos, "files": files, "num_frames": num_frames}
 
 
 def _methods(data: dict, pool, args) -> dict:
@@ -247,9 +253,8 @@ def _methods(data: dict, pool, args) -> dict:
 
     makers = {"pipeline": train(False), "pipeline_cj": train(True),
               "pipeline_whole": train(False, use_index=False),
-              "pipeline_s2": train(False, data["strided"]),
               "decode": lambda: decode_only_dataset(files),
-              "read_decode": lambda: read_decode_dataset(files)}
+              "decode_augment": lambda: decode_only_dataset(files, augmented=True)}
     methods = {name: (lambda m=m: clips_per_second(m, args.batches))
                for name, m in makers.items()}
     for gop, paths in videos.items():
@@ -278,22 +283,25 @@ def _report(results: dict) -> None:
     print(f"(a) pipeline / decode-only limit:    {ratio('pipeline', 'decode')}"
           "   (target >= 0.8)")
     print(f"    pipeline_cj / decode-only limit: {ratio('pipeline_cj', 'decode')}")
-    print(f"    pipeline / read+decode limit:    {ratio('pipeline', 'read_decode')}")
-    print(f"    pipeline_cj / read+decode limit: {ratio('pipeline_cj', 'read_decode')}")
+    print(f"    pipeline_whole / decode-only limit: {ratio('pipeline_whole', 'decode')}"
+          "   (no frame index)")
+    print(f"    decode+augment / decode-only limit: {ratio('decode_augment', 'decode')}"
+          "   (the ceiling with augmentation on the CPU)")
+    print(f"    pipeline / decode+augment limit:    {ratio('pipeline', 'decode_augment')}")
     for gop in (12, 300):
         print(f"(b) pipeline / PyAV on the fly, GOP {gop:3d}:        "
               f"{ratio('pipeline', f'pyav_gop{gop}')}   (target >= 3)")
         print(f"    pipeline / PyAV decode-only (2 proc.), GOP {gop:3d}: "
               f"{ratio('pipeline', f'pool_gop{gop}')}")
-        print(f"    pipeline_s2 / PyAV on the fly, GOP {gop:3d}:     "
-              f"{ratio('pipeline_s2', f'pyav_gop{gop}')}")
+        print(f"    pipeline_whole / PyAV on the fly, GOP {gop:3d}:  "
+              f"{ratio('pipeline_whole', f'pyav_gop{gop}')}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batches", type=int, default=25)
+    parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--skip_prepare", action="store_true", help="leave out (c)")
     args = parser.parse_args()
     data = _setup(args)

@@ -111,8 +111,8 @@ def _child_run(method: str, data_dir: str, out_dir: str, settings: dict) -> dict
 def _cpu_seconds() -> float:
     """CPU seconds of this process and its finished children (the pool's workers)."""
     import resource
-    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
-                                                           resource.RUSAGE_CHILDREN))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 

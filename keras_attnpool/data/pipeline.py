@@ -5,6 +5,12 @@ Stages, in order: list files -> shuffle files -> interleave read -> shuffle reco
 batch -> prefetch. Decoding is the expensive step, so everything that can be decided before
 it (which frames, which crop) is decided first, on strings and headers.
 
+Where the shards have frame indexes (`frame_index`; `prepare` writes them), "read" and
+"parse" work on the small index entries and only the sampled JPEGs are read from the
+shards; otherwise whole records are read and the sampled JPEGs picked from them. Both give
+the same batches; the index saves reading, checksumming and copying the ~97 frames of a
+100-frame clip that a 3-segment sample does not use.
+
 Training elements (batched):
     video:  frames float32 [B, T, S, S, 3] in [0, 255], label
     images (image_mode=True, num_segments=1): image float32 [B, S, S, 3], label
@@ -227,6 +233,9 @@ def _options() -> tf.data.Options:
     # The per-stage maps are written apart for reading; fusing them saves their overhead.
     options.experimental_optimization.map_fusion = True
     options.experimental_optimization.map_parallelization = True
+    # Parallelism comes from the parallel maps (one clip per thread); an op that splits its
+    # own work over threads (resize) only adds hand-offs and spinning on top.
+    options.threading.max_intra_op_parallelism = 1
     return options
 
 
@@ -268,8 +277,9 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
         with_keypoints: add pose heatmap targets (the records must carry keypoints).
         heatmap_size: the model's feature-map size (int or (h, w)); needed with keypoints.
         heatmap_shape: "disk" (the paper) or "gaussian".
-        shuffle_buffer: records held for shuffling (a record is a whole clip of JPEGs:
-            about 2 MB for 3 s of 256-px video, so keep this modest for video).
+        shuffle_buffer: records held for shuffling (without frame indexes a record is a
+            whole clip of JPEGs, about 2 MB for 3 s of 256-px video; with them, an index
+            entry of about 1 kB).
         scales, max_distort: the multi-scale crop (`augment.paper_image_scales(450, 480)` and
             max_distort=0 give the paper's image recipe).
         color_jitter: brightness/contrast/saturation/hue jitter, one draw per clip. Off by

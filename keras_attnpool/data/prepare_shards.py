@@ -135,8 +135,8 @@ def build_manifest(spec: DatasetSpec, settings: dict[str, Any], plans: list[Any]
         "num_frames": {s: sum(sum(r["num_frames"]) for r in by_split[s]) for s in splits},
         "shards": {s: [r["name"] for r in by_split[s]] for s in splits},
         "records_per_shard": {s: [len(r["video_ids"]) for r in by_split[s]] for s in splits},
-        "skipped": [dict(x.to_dict(), stage="read") for x in spec.skipped]
-                   + [x for s in splits for r in by_split[s] for x in r["skipped"]],
+        "skipped": ([dict(x.to_dict(), stage="read") for x in spec.skipped]
+                    + [x for s in splits for r in by_split[s] for x in r["skipped"]]),
         "frame_count_mismatch": [x for s in splits for r in by_split[s]
                                  for x in r["frame_count_mismatch"]],
         "failures": failures, "ok": ok, "settings": settings,

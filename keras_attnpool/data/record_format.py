@@ -18,6 +18,7 @@ Sequence features (one entry per stored frame):
                           joint order; empty where no keypoints are known
 
 Shards are named `<split>-<index:05d>-of-<count:05d>.tfrecord` (TFRecord, uncompressed).
+`prepare` writes each shard's frame index next to it (`<shard>.index`, see `frame_index`).
 """
 
 from typing import Optional, Sequence
