@@ -4,7 +4,7 @@
     python benchmarks/prepare_speed.py --repeats=2 --images   # + the images choice
 
 Writes HMDB51-like clips (320x240 mpeg4 .avi at 30 fps, 3.5 s, a textured background panning
-with a moving block) with PyAV, lists them (repeated up to 48 entries) as a `video_folder`
+with a moving block) with PyAV, lists them (repeated up to 144 entries) as a `video_folder`
 dataset, then, interleaved (every repeat runs every method once, in a
 rotating order), medians reported:
 
@@ -129,7 +129,7 @@ def _run_in_fresh_process(method: str, data_dir: str, out_dir: str, settings: di
 
 
 def measure_prepare(video_paths, repeats: int = 3, short_side: int = 256,
-                    jpeg_quality: int = 90, min_videos: int = 48) -> dict:
+                    jpeg_quality: int = 90, min_videos: int = 144) -> dict:
     """Times prepare with 1 and 2 workers and PyAV decode-only on `video_paths`.
 
     The list is repeated (as more dataset entries) up to `min_videos` entries: with fewer,
@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=3.5, help="length of each clip")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--min_videos", type=int, default=48,
+    parser.add_argument("--min_videos", type=int, default=144,
                         help="repeat the clips as dataset entries up to this many")
     parser.add_argument("--images", action="store_true", help="also time the image choice")
     args = parser.parse_args()

@@ -38,6 +38,7 @@ Defaults therefore differ by kind: `short_side` 256 (videos) / 480 (images), `sh
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import inspect
@@ -277,12 +278,15 @@ def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSetti
 
     At most 4 samples per worker are in flight, so memory stays bounded; results are
     consumed in plan order, so shards are finished in order and "the first bad file"
-    is well defined.
+    is well defined. A finished shard is written (serialised, written, synced) by a
+    writer thread while the workers go on converting; one shard at most waits for it.
     """
     jobs = iter([(plan, s) for plan in todo for s in plan.samples])
     window: collections.deque = collections.deque()
     pending: dict[str, list] = {}
-    with _pool(run["workers"]) as pool:
+    writing: Future | None = None
+    with _pool(run["workers"]) as pool, \
+            concurrent.futures.ThreadPoolExecutor(1, "prepare-writer") as writer:
         def fill() -> None:
             for plan, s in jobs:
                 job = Job(s.path, s.video_id, s.keypoints_path, s.keypoints)
@@ -299,7 +303,12 @@ def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSetti
                                    "or pass on_error='skip' (--on_error=skip) to skip it")
             pending.setdefault(plan.name, []).append((sample, result))
             if len(pending[plan.name]) == len(plan.samples):
-                yield finish_shard(out, plan, pending.pop(plan.name), multi_label)
+                if writing is not None:
+                    yield writing.result()
+                writing = writer.submit(finish_shard, out, plan, pending.pop(plan.name),
+                                        multi_label)
+        if writing is not None:
+            yield writing.result()
 
 
 def _result(future: Future, sample: Sample) -> Any:
@@ -307,5 +316,7 @@ def _result(future: Future, sample: Sample) -> Any:
         return future.result()
     except BrokenProcessPool as e:
         raise PrepareError(f"{sample.path}: a worker process died while converting it "
-                           "(killed, out of memory, or failed to start); rerun to resume, "
-                           "with fewer workers if memory is short") from e
+                           "(killed, out of memory, or failed to start: a script that calls "
+                           "prepare_dataset must do so under `if __name__ == '__main__':`, "
+                           "as workers are spawned); rerun to resume, with fewer workers if "
+                           "memory is short") from e

@@ -38,20 +38,23 @@ from keras_attnpool.data import frame_index
 from keras_attnpool.data.datasets import DatasetSpec, Sample
 from keras_attnpool.data.prepare_output import OutputDir, atomic_write, write_json
 from keras_attnpool.data.prepare_worker import Converted, Failed
-from keras_attnpool.data.record_format import encode_example
+from keras_attnpool.data.record_format import build_example
 
 logger = logging.getLogger("keras_attnpool.data.prepare")
 
 FORMAT = "keras_attnpool.prepared/1"
 
 
-def serialize(sample: Sample, converted: Converted, multi_label: bool) -> bytes:
-    """The `record_format` record of one converted sample (label from the reader)."""
-    return encode_example(
+def serialize(sample: Sample, converted: Converted,
+              multi_label: bool) -> tuple[bytes, tf.train.SequenceExample]:
+    """The `record_format` record of one converted sample (label from the reader), and
+    its message (for the frame index)."""
+    example = build_example(
         sample.video_id, converted.frames,
         label=-1 if multi_label else int(sample.label),
         labels=sample.label if multi_label else None, fps=converted.fps,
         height=converted.height, width=converted.width, keypoints=converted.keypoints)
+    return example.SerializeToString(deterministic=True), example
 
 
 def _write_tfrecord(path: str, records: list[bytes]) -> None:
@@ -63,13 +66,15 @@ def _write_tfrecord(path: str, records: list[bytes]) -> None:
 def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]],
                  multi_label: bool) -> dict[str, Any]:
     """Writes one shard (atomically) and its finished-shard record; returns the record."""
-    records, ids, frames, skipped, mismatch = [], [], [], [], []
+    records, examples, ids, frames, skipped, mismatch = [], [], [], [], [], []
     for sample, result in results:
         if isinstance(result, Failed):
             skipped.append({"path": result.path, "reason": result.reason, "stage": "decode",
                             "split": plan.split, "video_id": sample.video_id})
             continue
-        records.append(serialize(sample, result, multi_label))
+        record, example = serialize(sample, result, multi_label)
+        records.append(record)
+        examples.append(example)
         ids.append(sample.video_id)
         frames.append(len(result.frames))
         if (result.complete and result.declared_frames
@@ -80,7 +85,7 @@ def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]],
     atomic_write(shard, lambda temp: _write_tfrecord(temp, records))
     # The index after its shard: a shard is done only when both exist (OutputDir.finished).
     atomic_write(frame_index.index_path(shard),
-                 lambda temp: frame_index.write_index(shard, records, temp))
+                 lambda temp: frame_index.write_index(shard, records, temp, examples))
     record = {"name": plan.name, "split": plan.split, "index": plan.index, "video_ids": ids,
               "num_frames": frames, "skipped": skipped, "frame_count_mismatch": mismatch}
     write_json(out.record_path(plan.name), record)

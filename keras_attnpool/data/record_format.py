@@ -50,6 +50,18 @@ def encode_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
                    height: int = 0, width: int = 0,
                    keypoints: Optional[Sequence[Optional[np.ndarray]]] = None) -> bytes:
     """Serialises one sample. `keypoints[t]` is None or a (num_people, 16, 3) array."""
+    example = build_example(video_id, jpeg_frames, label, labels, fps, height, width,
+                            keypoints)
+    # Deterministic: the same sample gives the same bytes in every process (exact resume).
+    return example.SerializeToString(deterministic=True)
+
+
+def build_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
+                  labels: Optional[np.ndarray] = None, fps: float = 0.0,
+                  height: int = 0, width: int = 0,
+                  keypoints: Optional[Sequence[Optional[np.ndarray]]] = None
+                  ) -> tf.train.SequenceExample:
+    """The `tf.train.SequenceExample` that `encode_example` serialises."""
     if not jpeg_frames:
         raise ValueError(f"{video_id}: a record needs at least one frame.")
     context = {
@@ -71,12 +83,10 @@ def encode_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
             _floats([] if k is None else np.asarray(k, np.float32).ravel())
             for k in per_frame_keypoints]),
     }
-    example = tf.train.SequenceExample(
+    return tf.train.SequenceExample(
         context=tf.train.Features(feature=context),
         feature_lists=tf.train.FeatureLists(feature_list=sequence),
     )
-    # Deterministic: the same sample gives the same bytes in every process (exact resume).
-    return example.SerializeToString(deterministic=True)
 
 
 CONTEXT_SPEC = {
