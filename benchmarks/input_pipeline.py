@@ -109,6 +109,9 @@ def _pyav_sampled(path: str, indices) -> np.ndarray:
     out = []
     with av.open(path) as container:
         stream = container.streams.video[0]
+        # One thread per clip (decoder and RGB conversion): the maps decode clips in
+        # parallel, and PyAV's automatic threading only adds hand-offs on top.
+        stream.codec_context.thread_count = 1
         packets = [p for p in container.demux(stream) if p.size]
         keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
         codec, position, last = stream.codec_context, -1, None
@@ -122,7 +125,7 @@ def _pyav_sampled(path: str, indices) -> np.ndarray:
                 position += 1
                 for frame in codec.decode(packets[position]):
                     last = frame
-            out.append(last.to_ndarray(format="rgb24"))
+            out.append(last.to_ndarray(format="rgb24", threads=1))
     return np.stack(out)
 
 

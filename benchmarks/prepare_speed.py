@@ -94,7 +94,7 @@ def _child_run(method: str, data_dir: str, out_dir: str, settings: dict) -> dict
                 stream.codec_context.thread_count = 1
                 for frame in container.decode(stream):
                     if method == "decode_rgb":
-                        frame.to_ndarray(format="rgb24")
+                        frame.to_ndarray(format="rgb24", threads=1)
                     frames += 1
         return {"frames": frames, "seconds": time.perf_counter() - start}
     from keras_attnpool.data.prepare import prepare_dataset

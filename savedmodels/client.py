@@ -94,7 +94,8 @@ def read_video_frames(path: str, num_frames: int = 25, max_side: int = 320) -> n
         with av.open(path) as container:
             for position, frame in enumerate(container.decode(video=0)):
                 if position in indices:
-                    kept[position] = _shrink(frame.to_ndarray(format="rgb24"), max_side)
+                    rgb = frame.to_ndarray(format="rgb24", threads=1)
+                    kept[position] = _shrink(rgb, max_side)
     except (av.error.FFmpegError, IndexError) as error:
         raise ClientError(f"{path}: cannot decode a video stream ({error}).") from error
     if not kept:
