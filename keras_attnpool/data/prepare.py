@@ -59,7 +59,7 @@ from keras_attnpool.data.prepare_output import (
 from keras_attnpool.data.prepare_shards import (
     FORMAT, build_manifest, failure_summary, finish_shard, json_ready)
 from keras_attnpool.data.prepare_worker import (
-    ConvertSettings, Failed, Job, convert_sample, stop_pool, worker_pool)
+    ConvertSettings, Converted, Failed, Job, convert_sample, stop_pool, unspool, worker_pool)
 from keras_attnpool.data.record_format import shard_name
 
 logger = logging.getLogger(__name__)
@@ -228,7 +228,8 @@ def _write_missing(out: OutputDir, spec: DatasetSpec, plans: list[ShardPlan],
                                         "seconds": time.perf_counter() - start}}
     convert = ConvertSettings(settings["short_side"], settings["jpeg_quality"],
                               settings["frame_stride"], settings["max_frames"],
-                              is_video=kind == "video")
+                              is_video=kind == "video",
+                              spool_dir=out.path if run["workers"] > 0 else None)
     phase_start = time.perf_counter()
     for plan_record in _convert_shards(out, todo, convert, run, spec.multi_label):
         done[plan_record["name"]] = plan_record
@@ -313,7 +314,8 @@ def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSetti
 
 def _result(future: Future, sample: Sample) -> Any:
     try:
-        return future.result()
+        result = future.result()
+        return unspool(result) if isinstance(result, Converted) else result
     except BrokenProcessPool as e:
         raise PrepareError(f"{sample.path}: a worker process died while converting it "
                            "(killed, out of memory, or failed to start: a script that calls "

@@ -28,7 +28,7 @@ from keras_attnpool.data.datasets import DatasetError  # noqa: E402
 from keras_attnpool.data.prepare import (  # noqa: E402
     OutputDirError, PrepareError, prepare_dataset)
 from keras_attnpool.data.prepare_worker import (  # noqa: E402
-    ConvertSettings, Converted, Job, convert_sample, worker_pool)
+    ConvertSettings, Converted, Job, convert_sample, unspool, worker_pool)
 from keras_attnpool.data.record_format import parse_example  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -445,3 +445,17 @@ def test_workers_convert_without_importing_tensorflow(tmp_path):
     assert isinstance(result, Converted) and (result.height, result.width) == (12, 16)
     assert len(result.frames) == 4 and result.num_source_frames == 4
     assert "tensorflow" not in loaded and "keras" not in loaded  # ~3.4 s, ~770 MB saved
+
+
+def test_spooled_frames_come_back_whole_and_the_file_goes(tmp_path):
+    path = tmp_path / "clip.avi"
+    encode_video(path, num_frames=5, width=32, height=24)
+    direct = convert_sample(Job(str(path), "a/clip.avi"), ConvertSettings(16, 90))
+    spooled = convert_sample(Job(str(path), "a/clip.avi"),
+                             ConvertSettings(16, 90, spool_dir=str(tmp_path)))
+    assert spooled.frames == [] and os.path.isfile(spooled.spooled[0])
+    assert os.path.basename(spooled.spooled[0]).startswith(".")  # a temp name
+    assert ".tmp-" in spooled.spooled[0]
+    back = unspool(spooled)
+    assert back.frames == direct.frames and len(back.frames) == 5
+    assert back.spooled is None and not os.path.exists(spooled.spooled[0])
