@@ -263,7 +263,8 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                   multi_label: Optional[bool] = None,
                   repeat: bool = True, drop_remainder: bool = True, cycle_length: int = 8,
                   input_context: Optional[tf.distribute.InputContext] = None,
-                  use_index: Optional[bool] = None) -> tf.data.Dataset:
+                  use_index: Optional[bool] = None, skip_batches: int = 0
+                  ) -> tf.data.Dataset:
     """The training pipeline (module docstring: element structure and determinism).
 
     Args:
@@ -294,6 +295,9 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
         use_index: read only the sampled frames through the shards' frame indexes
             (`frame_index`, written by prepare); None: when every shard has one. The
             batches are the same either way.
+        skip_batches: start with the batch that would come after this many (resuming a
+            run): the same batches as `.skip(skip_batches)`, but the skipped records are
+            dropped before their frames are read or decoded.
     """
     size = _heatmap_size(image_mode, num_segments, with_keypoints, heatmap_size)
     files = list_record_files(records)
@@ -308,6 +312,9 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
     # Each record's position in the (seeded) stream seeds its sampling and augmentation, so
     # the draws do not depend on thread timing, and a new epoch gets new draws.
     ds = ds.enumerate()
+    if skip_batches:
+        # After enumerate: the records that follow keep their positions, hence their draws.
+        ds = ds.skip(skip_batches * batch_size)
     # Parse, choose frames and crop on the still-encoded record: cheap, strings only.
     ds = ds.map(lambda i, r: _sample_train(i, r, spec), AUTOTUNE, deterministic=True)
     # The costly step: decode only the sampled JPEGs, and only their crop window.

@@ -139,8 +139,9 @@ def _train_data(config: ExperimentConfig, records_dir: str, batch_size: int):
             files, num_segments=config.num_segments, image_size=config.image_size,
             batch_size=batch_size, seed=config.seed, image_mode=not config.is_video,
             with_keypoints=pose, heatmap_size=_heatmap_size(config) if pose else None,
-            multi_label=config.multi_label, flip=config.flip, scales=_crop_scales(config))
-        return ds.skip(start)
+            multi_label=config.multi_label, flip=config.flip, scales=_crop_scales(config),
+            skip_batches=start)
+        return ds
 
     return dataset_fn
 

@@ -157,6 +157,23 @@ def test_same_seed_same_batches_other_seed_other_batches(video_records):
     assert any(not np.array_equal(fa, fc) for (fa, _), (fc, _) in zip(a, c))
 
 
+def test_skip_batches_gives_the_batches_that_follow(video_records):
+    full = [tf.nest.map_structure(lambda t: t.numpy(), b)
+            for b in train(video_records, color_jitter=True).take(5)]
+    resumed = [tf.nest.map_structure(lambda t: t.numpy(), b)
+               for b in train(video_records, color_jitter=True, skip_batches=3).take(2)]
+    for a, b in zip(full[3:], resumed):
+        tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+
+
+def test_skipped_records_are_not_decoded(tmp_path, indexed):
+    # The first batch's records hold undecodable frames: skipping it must not touch them.
+    videos = [{"jpeg_frames": [GARBAGE] * 4, "label": 0}] * 2 + [(4, 1)] * 2
+    files = write_shards(tmp_path, videos, index=indexed)
+    _, label = next(iter(train(files, shuffle_buffer=1, batch_size=2, skip_batches=1)))
+    assert label.numpy().tolist() == [1, 1]
+
+
 def test_one_epoch_has_every_record_once_shuffled_across_shards(video_records):
     ds = train(video_records, repeat=False, drop_remainder=False)
     labels = np.concatenate([label.numpy() for _, label in ds])
