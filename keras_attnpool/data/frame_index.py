@@ -28,11 +28,12 @@ checked to start with a JPEG start-of-image marker: an index that does not match
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from keras_attnpool.data import record_proto
 from keras_attnpool.data.record_format import CONTEXT_SPEC, SEQUENCE_SPEC
 
 INDEX_SUFFIX = ".index"
@@ -51,49 +52,43 @@ def index_path(shard: str) -> str:
     return os.fspath(shard) + INDEX_SUFFIX
 
 
-def index_entry(serialized: bytes, data_offset: int,
-                example: tf.train.SequenceExample | None = None) -> bytes:
-    """The index entry of one serialised record whose data starts at `data_offset`.
-
-    `example` is the record's parsed (or unserialised) message, when the caller has it:
-    parsing a record again copies all of its frames.
-    """
-    if example is None:
-        example = tf.train.SequenceExample.FromString(serialized)
-    frames = example.feature_lists.feature_list["frames"].feature
-    offsets, lengths, position = [], [], 0
-    for t, feature in enumerate(frames):
-        jpeg = feature.bytes_list.value[0]
-        # The JPEGs appear in order, each a few bytes (field tags, lengths) after the one
-        # before. Searching for a short prefix and comparing the rest is ~20x faster than
-        # searching for the whole JPEG; a false prefix match is skipped by the comparison.
-        found = serialized.find(jpeg[:64], position)
-        while found >= 0 and not serialized.startswith(jpeg, found):
-            found = serialized.find(jpeg[:64], found + 1)
-        if found < 0:  # cannot happen for a record that parses: fail loudly if it does
-            raise ValueError(f"frame {t}: its bytes are not in the serialised record")
-        offsets.append(data_offset + found)
-        lengths.append(len(jpeg))
-        position = found + len(jpeg)
-    entry = tf.train.SequenceExample()
-    entry.context.CopyFrom(example.context)
-    for name, features in example.feature_lists.feature_list.items():
-        if name != "frames":
-            entry.feature_lists.feature_list[name].CopyFrom(features)
-    entry.context.feature["frame_offsets"].int64_list.value[:] = offsets
-    entry.context.feature["frame_lengths"].int64_list.value[:] = lengths
-    return entry.SerializeToString(deterministic=True)
+def _entry(base: record_proto.SequenceExample, offsets: Sequence[int],
+           lengths: Sequence[int]) -> bytes:
+    """An index entry: `base` (a record without frames) with the frames' positions."""
+    base.context.feature["frame_offsets"].int64_list.value[:] = list(offsets)
+    base.context.feature["frame_lengths"].int64_list.value[:] = list(lengths)
+    return record_proto.serialize(base)
 
 
-def index_entries(records: Sequence[bytes],
-                  examples: Sequence[tf.train.SequenceExample] | None = None) -> list[bytes]:
-    """Index entries of the records of one uncompressed TFRecord file, in file order
-    (`examples`: the records' messages, if at hand)."""
-    entries, position = [], 0
-    for i, record in enumerate(records):
-        example = None if examples is None else examples[i]
-        entries.append(index_entry(record, position + _HEADER_BYTES, example))
-        position += _HEADER_BYTES + len(record) + _FOOTER_BYTES
+def _data_offsets(record_lengths: Iterable[int]) -> Iterator[int]:
+    """Where the data of each record of an uncompressed TFRecord file starts."""
+    position = 0
+    for length in record_lengths:
+        yield position + _HEADER_BYTES
+        position += _HEADER_BYTES + length + _FOOTER_BYTES
+
+
+def index_entries(records: Sequence[bytes]) -> list[bytes]:
+    """Index entries of the serialised records of one TFRecord file, in file order."""
+    entries = []
+    for record, start in zip(records, _data_offsets(map(len, records))):
+        example = record_proto.SequenceExample.FromString(record)
+        jpegs = [f.bytes_list.value[0]
+                 for f in example.feature_lists.feature_list["frames"].feature]
+        positions = record_proto.frame_positions(record, jpegs)
+        entries.append(_entry(record_proto.without_frames(example),
+                              [start + p for p in positions], [len(j) for j in jpegs]))
+    return entries
+
+
+def entries_from_parts(parts: Sequence[record_proto.RecordParts]) -> list[bytes]:
+    """Index entries from what serialising the records gave (`record_proto.RecordParts`,
+    in file order), without reading the records again."""
+    entries = []
+    for part, start in zip(parts, _data_offsets(p.record_length for p in parts)):
+        entries.append(_entry(record_proto.SequenceExample.FromString(part.base),
+                              [start + p for p in part.frame_positions],
+                              part.frame_lengths))
     return entries
 
 
@@ -104,18 +99,19 @@ def _write_records(path: str, records: Sequence[bytes]) -> None:
 
 
 def write_index(shard: str, records: Sequence[bytes] | None = None,
-                path: str | None = None,
-                examples: Sequence[tf.train.SequenceExample] | None = None) -> str:
+                path: str | None = None, entries: Sequence[bytes] | None = None) -> str:
     """Writes the index of `shard` (to `path`, default `index_path(shard)`); returns it.
 
-    `records` (and their messages, `examples`) are the shard's records when the caller
-    still holds them; otherwise the shard is read (its checksums verified by TensorFlow's
-    reader).
+    `entries` are written as given; else they are made from `records`, the shard's
+    records when the caller still holds them; else the shard is read (its checksums
+    verified by TensorFlow's reader).
     """
-    if records is None:
-        records = [r.numpy() for r in tf.data.TFRecordDataset(os.fspath(shard))]
+    if entries is None:
+        if records is None:
+            records = [r.numpy() for r in tf.data.TFRecordDataset(os.fspath(shard))]
+        entries = index_entries(records)
     path = index_path(shard) if path is None else path
-    _write_records(path, index_entries(records, examples))
+    _write_records(path, entries)
     return path
 
 

@@ -59,7 +59,8 @@ from keras_attnpool.data.prepare_output import (
 from keras_attnpool.data.prepare_shards import (
     FORMAT, build_manifest, failure_summary, finish_shard, json_ready)
 from keras_attnpool.data.prepare_worker import (
-    ConvertSettings, Converted, Failed, Job, convert_sample, stop_pool, unspool, worker_pool)
+    ConvertSettings, Failed, Job, Serialized, convert_sample, stop_pool, unspool,
+    worker_pool)
 from keras_attnpool.data.record_format import shard_name
 
 logger = logging.getLogger(__name__)
@@ -290,7 +291,9 @@ def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSetti
             concurrent.futures.ThreadPoolExecutor(1, "prepare-writer") as writer:
         def fill() -> None:
             for plan, s in jobs:
-                job = Job(s.path, s.video_id, s.keypoints_path, s.keypoints)
+                job = Job(s.path, s.video_id, s.keypoints_path, s.keypoints,
+                          label=-1 if multi_label else int(s.label),
+                          labels=s.label if multi_label else None)
                 window.append((plan, s, pool.submit(convert_sample, job, convert)))
                 if len(window) >= 4 * max(run["workers"], 1):
                     return
@@ -306,8 +309,7 @@ def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSetti
             if len(pending[plan.name]) == len(plan.samples):
                 if writing is not None:
                     yield writing.result()
-                writing = writer.submit(finish_shard, out, plan, pending.pop(plan.name),
-                                        multi_label)
+                writing = writer.submit(finish_shard, out, plan, pending.pop(plan.name))
         if writing is not None:
             yield writing.result()
 
@@ -315,7 +317,7 @@ def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSetti
 def _result(future: Future, sample: Sample) -> Any:
     try:
         result = future.result()
-        return unspool(result) if isinstance(result, Converted) else result
+        return unspool(result) if isinstance(result, Serialized) else result
     except BrokenProcessPool as e:
         raise PrepareError(f"{sample.path}: a worker process died while converting it "
                            "(killed, out of memory, or failed to start: a script that calls "

@@ -37,24 +37,11 @@ import tensorflow as tf
 from keras_attnpool.data import frame_index
 from keras_attnpool.data.datasets import DatasetSpec, Sample
 from keras_attnpool.data.prepare_output import OutputDir, atomic_write, write_json
-from keras_attnpool.data.prepare_worker import Converted, Failed
-from keras_attnpool.data.record_format import build_example
+from keras_attnpool.data.prepare_worker import Failed
 
 logger = logging.getLogger("keras_attnpool.data.prepare")
 
 FORMAT = "keras_attnpool.prepared/1"
-
-
-def serialize(sample: Sample, converted: Converted,
-              multi_label: bool) -> tuple[bytes, tf.train.SequenceExample]:
-    """The `record_format` record of one converted sample (label from the reader), and
-    its message (for the frame index)."""
-    example = build_example(
-        sample.video_id, converted.frames,
-        label=-1 if multi_label else int(sample.label),
-        labels=sample.label if multi_label else None, fps=converted.fps,
-        height=converted.height, width=converted.width, keypoints=converted.keypoints)
-    return example.SerializeToString(deterministic=True), example
 
 
 def _write_tfrecord(path: str, records: list[bytes]) -> None:
@@ -63,20 +50,20 @@ def _write_tfrecord(path: str, records: list[bytes]) -> None:
             writer.write(record)
 
 
-def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]],
-                 multi_label: bool) -> dict[str, Any]:
-    """Writes one shard (atomically) and its finished-shard record; returns the record."""
-    records, examples, ids, frames, skipped, mismatch = [], [], [], [], [], []
+def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]]
+                 ) -> dict[str, Any]:
+    """Writes one shard and its frame index (atomically) and its finished-shard record;
+    returns the record."""
+    records, parts, ids, frames, skipped, mismatch = [], [], [], [], [], []
     for sample, result in results:
         if isinstance(result, Failed):
             skipped.append({"path": result.path, "reason": result.reason, "stage": "decode",
                             "split": plan.split, "video_id": sample.video_id})
             continue
-        record, example = serialize(sample, result, multi_label)
-        records.append(record)
-        examples.append(example)
+        records.append(result.record)
+        parts.append(result.parts)
         ids.append(sample.video_id)
-        frames.append(len(result.frames))
+        frames.append(result.num_frames)
         if (result.complete and result.declared_frames
                 and result.num_source_frames != result.declared_frames):
             mismatch.append({"path": sample.path, "decoded": result.num_source_frames,
@@ -84,8 +71,9 @@ def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]],
     shard = out.file(plan.name)
     atomic_write(shard, lambda temp: _write_tfrecord(temp, records))
     # The index after its shard: a shard is done only when both exist (OutputDir.finished).
+    entries = frame_index.entries_from_parts(parts)
     atomic_write(frame_index.index_path(shard),
-                 lambda temp: frame_index.write_index(shard, records, temp, examples))
+                 lambda temp: frame_index.write_index(shard, path=temp, entries=entries))
     record = {"name": plan.name, "split": plan.split, "index": plan.index, "video_ids": ids,
               "num_frames": frames, "skipped": skipped, "frame_count_mismatch": mismatch}
     write_json(out.record_path(plan.name), record)

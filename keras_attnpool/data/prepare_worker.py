@@ -1,16 +1,20 @@
-"""The worker side of `prepare`: one sample's media file -> JPEG frames (+ keypoints).
+"""The worker side of `prepare`: one sample's media file -> its serialised record.
 
-`convert_sample(job, settings)` runs in a worker process and returns either a `Converted`
-(JPEG frames at the stored size, fps, the source frame counts, keypoints scaled to the
-stored size) or a `Failed` (path and one-line reason); it never raises for a bad file.
-Labels stay in the parent, which serialises the records and writes the shards.
+`convert_sample(job, settings)` runs in a worker process and returns either a `Serialized`
+(the sample's `record_format` record: JPEG frames at the stored size, fps, keypoints scaled
+to the stored size, the label the parent put in the job; plus what its frame index entry
+needs) or a `Failed` (path and one-line reason); it never raises for a bad file. The parent
+only frames the records into shards: with serialisation in the workers it keeps up with
+more of them.
 
 Worker processes (`worker_pool`) are started with the "spawn" method (TensorFlow and fork
-do not mix) and import only PyAV, NumPy and Pillow: an initializer puts a bare namespace
-module in place of the `keras_attnpool` package, so the package `__init__` (Keras and
-TensorFlow: ~3.4 s and ~770 MB per process, measured on this machine) is never run in a
-worker. The initializer also makes workers ignore Ctrl-C (the parent stops them) and exit
-when the parent dies (a SIGKILLed prepare leaves no orphans decoding on).
+do not mix) and import only PyAV, NumPy, Pillow and protobuf: an initializer puts bare
+namespace modules in place of the `keras_attnpool` and `tensorflow` packages, so neither
+package's `__init__` (Keras and TensorFlow: ~3.4 s and ~770 MB per process, measured on
+this machine) is run in a worker; the record messages come from TensorFlow's generated
+protobuf module alone (`record_proto`). The initializer also makes workers ignore Ctrl-C
+(the parent stops them) and exit when the parent dies (a SIGKILLed prepare leaves no
+orphans decoding on).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from keras_attnpool.data import video
+from keras_attnpool.data import record_proto, video
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,6 +41,13 @@ if "keras_attnpool" not in sys.modules:
     _package = types.ModuleType("keras_attnpool")
     _package.__path__ = [package_dir]
     sys.modules["keras_attnpool"] = _package
+if "tensorflow" not in sys.modules:  # for record_proto: the generated protobuf modules only
+    import importlib.util
+    _spec = importlib.util.find_spec("tensorflow")
+    if _spec is not None and _spec.submodule_search_locations:
+        _tensorflow = types.ModuleType("tensorflow")
+        _tensorflow.__path__ = list(_spec.submodule_search_locations)
+        sys.modules["tensorflow"] = _tensorflow
 def _exit_with_parent(parent):
     while os.getppid() == parent:
         time.sleep(0.5)
@@ -67,6 +78,8 @@ class Job:
     video_id: str
     keypoints_path: str | None = None
     keypoints: np.ndarray | None = None
+    label: int = -1                  # the record's `label` (-1: multi-label / none)
+    labels: np.ndarray | None = None  # multi-label targets (HICO), else None
 
 
 @dataclass(frozen=True)
@@ -85,8 +98,24 @@ class Converted:
     declared_frames: int
     keypoints: list[np.ndarray | None] | None
     complete: bool = True
-    # (file, JPEG lengths) while the frames wait in a spool file (`spool` / `unspool`).
-    spooled: tuple[str, list[int]] | None = None
+
+
+@dataclass(frozen=True)
+class Serialized:
+    """A converted sample as its record (`record_format`), ready to be written to a shard,
+    and what its frame index entry needs (`parts`)."""
+
+    video_id: str
+    record: bytes  # empty while the record waits in a spool file (`spool` / `unspool`)
+    parts: record_proto.RecordParts
+    num_source_frames: int
+    declared_frames: int
+    complete: bool
+    spooled: str | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.parts.frame_lengths)
 
 
 @dataclass(frozen=True)
@@ -152,47 +181,59 @@ def convert_video(job: Job, settings: ConvertSettings) -> Converted:
                      keypoints, decoded.complete)
 
 
-def spool(converted: Converted, folder: str) -> Converted:
-    """Moves the JPEGs into a file in `folder`; the result carries its path instead.
+def serialize(job: Job, converted: Converted) -> Serialized:
+    """The record of a converted sample (labels from the job), and its index parts."""
+    example = record_proto.build_example(
+        job.video_id, converted.frames, label=job.label, labels=job.labels,
+        fps=converted.fps, height=converted.height, width=converted.width,
+        keypoints=converted.keypoints)
+    record = record_proto.serialize(example)
+    return Serialized(job.video_id, record,
+                      record_proto.record_parts(example, record, converted.frames),
+                      converted.num_source_frames, converted.declared_frames,
+                      converted.complete)
 
-    A clip's JPEGs are ~2.5 MB. Sent back through the process pool's pipe they arrive in
-    64 kB reads that Python joins and copies several times, and that work falls on the
-    parent, which every worker waits for: measured on 2 cores, about a fifth of the
-    parent's CPU time and over a million page faults for 144 clips. One file written
-    here and read there in one call costs a fraction of that. The name is a temp name
-    (".*.tmp-<pid>"), so a crashed run's leftovers are removed by the next one.
+
+def spool(serialized: Serialized, folder: str) -> Serialized:
+    """Moves the record into a file in `folder`; the result carries its path instead.
+
+    A clip's record is ~2.5 MB. Sent back through the process pool's pipe it arrives in
+    64 kB reads that Python joins and copies several times, work that falls on the parent,
+    which every worker waits for. One file written here and read there in one call costs
+    less. The name is a temp name (".*.tmp-<pid>"), so a crashed run's leftovers are
+    removed by the next one.
     """
-    name = hashlib.sha1(converted.video_id.encode("utf-8")).hexdigest()[:20]
-    path = os.path.join(folder, f".{name}.frames.tmp-{os.getpid()}")
+    name = hashlib.sha1(serialized.video_id.encode("utf-8")).hexdigest()[:20]
+    path = os.path.join(folder, f".{name}.record.tmp-{os.getpid()}")
     with open(path, "wb") as f:
-        f.write(b"".join(converted.frames))
-    lengths = [len(frame) for frame in converted.frames]
-    return dataclasses.replace(converted, frames=[], spooled=(path, lengths))
+        f.write(serialized.record)
+    return dataclasses.replace(serialized, record=b"", spooled=path)
 
 
-def unspool(converted: Converted) -> Converted:
-    """The sample with its JPEGs read back from its spool file (which is deleted)."""
-    if converted.spooled is None:
-        return converted
-    path, lengths = converted.spooled
-    with open(path, "rb") as f:
-        data = f.read()
-    os.remove(path)
-    if len(data) != sum(lengths):
-        raise OSError(f"{path}: {len(data)} bytes, expected {sum(lengths)}; the spool file "
-                      "was changed while prepare ran")
-    ends = np.cumsum(lengths).tolist()
-    frames = [data[end - length:end] for end, length in zip(ends, lengths)]
-    return dataclasses.replace(converted, frames=frames, spooled=None)
+def unspool(serialized: Serialized) -> Serialized:
+    """The sample with its record read back from its spool file (which is deleted)."""
+    if serialized.spooled is None:
+        return serialized
+    with open(serialized.spooled, "rb") as f:
+        record = f.read()
+    os.remove(serialized.spooled)
+    if len(record) != serialized.parts.record_length:
+        raise OSError(f"{serialized.spooled}: {len(record)} bytes, expected "
+                      f"{serialized.parts.record_length}; the spool file was changed while "
+                      "prepare ran")
+    return dataclasses.replace(serialized, record=record, spooled=None)
 
 
-def convert_sample(job: Job, settings: ConvertSettings) -> Converted | Failed:
-    """Converts one sample; a bad media or keypoints file gives `Failed`, never raises
-    (spooled to `settings.spool_dir` when set: `unspool` reads it back)."""
+def convert_sample(job: Job, settings: ConvertSettings) -> Serialized | Failed:
+    """Converts and serialises one sample (spooled to `settings.spool_dir` when set:
+    `unspool` reads it back); a bad media or keypoints file gives `Failed`, never raises."""
     converted = _convert(job, settings)
-    if isinstance(converted, Converted) and settings.spool_dir is not None:
-        return spool(converted, settings.spool_dir)
-    return converted
+    if isinstance(converted, Failed):
+        return converted
+    serialized = serialize(job, converted)
+    if settings.spool_dir is not None:
+        return spool(serialized, settings.spool_dir)
+    return serialized
 
 
 def _convert(job: Job, settings: ConvertSettings) -> Converted | Failed:

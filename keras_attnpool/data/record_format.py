@@ -26,6 +26,9 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_attnpool.data import record_proto
+from keras_attnpool.data.record_proto import build_example  # noqa: F401 (re-exported)
+
 NUM_JOINTS = 16
 
 
@@ -38,45 +41,8 @@ def encode_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
                    height: int = 0, width: int = 0,
                    keypoints: Optional[Sequence[Optional[np.ndarray]]] = None) -> bytes:
     """Serialises one sample. `keypoints[t]` is None or a (num_people, 16, 3) array."""
-    example = build_example(video_id, jpeg_frames, label, labels, fps, height, width,
-                            keypoints)
-    # Deterministic: the same sample gives the same bytes in every process (exact resume).
-    return example.SerializeToString(deterministic=True)
-
-
-def build_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
-                  labels: Optional[np.ndarray] = None, fps: float = 0.0,
-                  height: int = 0, width: int = 0,
-                  keypoints: Optional[Sequence[Optional[np.ndarray]]] = None
-                  ) -> tf.train.SequenceExample:
-    """The `tf.train.SequenceExample` that `encode_example` serialises.
-
-    Built in place: constructing sub-messages first and passing them to their parents
-    would copy every JPEG twice more (a clip is ~2.5 MB).
-    """
-    if not jpeg_frames:
-        raise ValueError(f"{video_id}: a record needs at least one frame.")
-    per_frame_keypoints = keypoints if keypoints is not None else [None] * len(jpeg_frames)
-    if len(per_frame_keypoints) != len(jpeg_frames):
-        raise ValueError(f"{video_id}: {len(per_frame_keypoints)} keypoint entries for "
-                         f"{len(jpeg_frames)} frames.")
-    example = tf.train.SequenceExample()
-    context = example.context.feature
-    context["video_id"].bytes_list.value.append(video_id.encode("utf-8"))
-    context["label"].int64_list.value.append(int(label))
-    context["labels"].float_list.value.extend(
-        [] if labels is None else np.asarray(labels, np.float32).ravel().tolist())
-    context["num_frames"].int64_list.value.append(len(jpeg_frames))
-    context["fps"].float_list.value.append(float(fps))
-    context["height"].int64_list.value.append(int(height))
-    context["width"].int64_list.value.append(int(width))
-    sequence = example.feature_lists.feature_list
-    frames, points = sequence["frames"].feature, sequence["keypoints"].feature
-    for jpeg, people in zip(jpeg_frames, per_frame_keypoints):
-        frames.add().bytes_list.value.append(jpeg)
-        points.add().float_list.value.extend(
-            [] if people is None else np.asarray(people, np.float32).ravel().tolist())
-    return example
+    return record_proto.serialize(record_proto.build_example(
+        video_id, jpeg_frames, label, labels, fps, height, width, keypoints))
 
 
 CONTEXT_SPEC = {

@@ -28,8 +28,8 @@ from keras_attnpool.data.datasets import DatasetError  # noqa: E402
 from keras_attnpool.data.prepare import (  # noqa: E402
     OutputDirError, PrepareError, prepare_dataset)
 from keras_attnpool.data.prepare_worker import (  # noqa: E402
-    ConvertSettings, Converted, Job, convert_sample, unspool, worker_pool)
-from keras_attnpool.data.record_format import parse_example  # noqa: E402
+    ConvertSettings, Job, Serialized, convert_sample, unspool, worker_pool)
+from keras_attnpool.data.record_format import encode_example, parse_example  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CLI = REPO / "training" / "prepare.py"
@@ -437,25 +437,43 @@ def test_workers_convert_without_importing_tensorflow(tmp_path):
     encode_video(path, num_frames=4, width=32, height=24)
     pool = worker_pool(1)
     try:
-        result = pool.submit(convert_sample, Job(str(path), "clip.avi"),
+        result = pool.submit(convert_sample, Job(str(path), "clip.avi", label=3),
                              ConvertSettings(short_side=12, jpeg_quality=90)).result()
         loaded = pool.submit(eval, "sorted(__import__('sys').modules)").result()
     finally:
         pool.shutdown()
-    assert isinstance(result, Converted) and (result.height, result.width) == (12, 16)
-    assert len(result.frames) == 4 and result.num_source_frames == 4
-    assert "tensorflow" not in loaded and "keras" not in loaded  # ~3.4 s, ~770 MB saved
+    assert isinstance(result, Serialized) and result.num_frames == 4
+    record = parse_example(result.record)  # serialised in the worker, read by TensorFlow
+    assert int(record["label"]) == 3 and len(record["frames"]) == 4
+    assert (int(record["height"]), int(record["width"])) == (12, 16)
+    # The generated protobuf module only: not TensorFlow (~3.4 s, ~770 MB), not Keras.
+    assert "tensorflow.core.example.example_pb2" in loaded
+    assert "tensorflow.python" not in loaded and "keras" not in loaded
 
 
-def test_spooled_frames_come_back_whole_and_the_file_goes(tmp_path):
+def test_a_worker_record_equals_the_one_encode_example_writes(tmp_path):
+    path = tmp_path / "clip.avi"
+    encode_video(path, num_frames=5, width=32, height=24)
+    labels = np.array([1, -1, 0, np.nan], np.float32)
+    job = Job(str(path), "a/clip.avi", labels=labels)
+    direct = convert_sample(job, ConvertSettings(16, 90))
+    frames = parse_example(direct.record)["frames"].numpy().tolist()
+    assert direct.record == encode_example("a/clip.avi", frames, label=-1, labels=labels,
+                                           fps=25.0, height=16, width=21)
+    starts = direct.parts.frame_positions
+    assert [direct.record[s:s + n] for s, n in zip(starts, direct.parts.frame_lengths)] \
+        == frames
+
+
+def test_spooled_records_come_back_whole_and_the_file_goes(tmp_path):
     path = tmp_path / "clip.avi"
     encode_video(path, num_frames=5, width=32, height=24)
     direct = convert_sample(Job(str(path), "a/clip.avi"), ConvertSettings(16, 90))
     spooled = convert_sample(Job(str(path), "a/clip.avi"),
                              ConvertSettings(16, 90, spool_dir=str(tmp_path)))
-    assert spooled.frames == [] and os.path.isfile(spooled.spooled[0])
-    assert os.path.basename(spooled.spooled[0]).startswith(".")  # a temp name
-    assert ".tmp-" in spooled.spooled[0]
+    assert spooled.record == b"" and os.path.isfile(spooled.spooled)
+    assert os.path.basename(spooled.spooled).startswith(".")  # a temp name
+    assert ".tmp-" in spooled.spooled
     back = unspool(spooled)
-    assert back.frames == direct.frames and len(back.frames) == 5
-    assert back.spooled is None and not os.path.exists(spooled.spooled[0])
+    assert back.record == direct.record and back.num_frames == 5
+    assert back.spooled is None and not os.path.exists(spooled.spooled)
