@@ -137,3 +137,30 @@ def test_pose_attention_trains_on_clips_with_keypoints(demo_dir, tmp_path):
                   *SMALL)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((workdir / "metrics.json").read_text())["num_examples"] == 6
+
+
+def test_records_changed_under_their_index_end_in_one_line(demo_dir, tmp_path):
+    from keras_attnpool.data import frame_index
+
+    records = tmp_path / "records"
+    experiment.prepare_records(make_config("demo", data_dir=demo_dir, records_dir=str(records),
+                                           workers=0), log=lambda _: None)
+    # Every JPEG of the train shard loses its first bytes: the index no longer matches.
+    shard = sorted(records.glob("train-*.tfrecord"))[0]
+    data = bytearray(shard.read_bytes())
+    for entry in frame_index.index_entries([bytes(r) for r in _records(shard)]):
+        parsed = frame_index.parse_index_entry(entry)
+        for offset in parsed["frame_offsets"].numpy():
+            data[offset:offset + 2] = b"\x00\x00"
+    shard.write_bytes(bytes(data))
+    result = _run(FIT, f"--data_dir={demo_dir}", f"--records_dir={records}",
+                  f"--workdir={tmp_path / 'w'}", *SMALL)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"{shard}: no JPEG at byte" in result.stderr and ".index" in result.stderr
+
+
+def _records(shard):
+    import tensorflow as tf
+    return [r.numpy() for r in tf.data.TFRecordDataset(str(shard))]

@@ -60,15 +60,23 @@ def main(argv):
 
     with quiet_native_logs():
         import keras
+        import tensorflow as tf
 
         import keras_attnpool  # noqa: F401  registers the layers
         from keras_attnpool.trainer import experiment
 
     model = keras.saving.load_model(model_path, safe_mode=True)
+    from keras_attnpool.data.pipeline import input_error_message
+
     try:
         metrics = experiment.evaluate(config, model, records_dir, classes, workdir)
     except (ValueError, FileNotFoundError) as error:
         fail(error)
+    except tf.errors.OpError as error:
+        message = input_error_message(error)
+        if message is None:
+            raise
+        fail(message)
     print(json.dumps(metrics, indent=2))
 
 

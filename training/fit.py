@@ -125,12 +125,19 @@ def main(argv):
     from keras_attnpool.models import PretrainedWeightsError
     from keras_attnpool.trainer.loop import NonFiniteLossError
 
+    from keras_attnpool.data.pipeline import input_error_message
+
     try:
         run(config)
     except (ValueError, FileNotFoundError, DatasetError, PretrainedWeightsError) as error:
         fail(error)
     except NonFiniteLossError as error:
         fail(error, code=3)
+    except tf.errors.OpError as error:
+        message = input_error_message(error)
+        if message is None:
+            raise
+        fail(message)
 
 
 if __name__ == "__main__":

@@ -77,8 +77,12 @@ def test_indexed_reading_touches_only_the_sampled_bytes(tmp_path):
     frames, _ = next(iter(train(files, shuffle_buffer=1, batch_size=1, use_index=True)))
     assert [identify(frames[0, s, 8, 8].numpy()) for s in range(3)] == \
         [(0, int(t)) for t in chosen]
-    with pytest.raises(tf.errors.DataLossError):  # reading the whole record fails
+    with pytest.raises(tf.errors.DataLossError) as error:  # reading the whole record fails
         next(iter(train(files, shuffle_buffer=1, batch_size=1, use_index=False)))
+    message = pipeline.input_error_message(error.value)  # what the CLIs print
+    assert message.startswith("reading the prepared records failed (DataLossError: ")
+    assert "corrupted record" in message and "\n" not in message and "{{" not in message
+    assert pipeline.input_error_message(ValueError("other")) is None
 
 
 def test_indexed_and_whole_records_give_the_same_batches(tmp_path):
@@ -116,8 +120,8 @@ def test_a_shard_changed_after_its_index_names_both_files(tmp_path):
     write_shards(tmp_path, [big, big])
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         next(iter(train(files, batch_size=2, use_index=True)))
-    message = str(error.value)
-    assert "train-00000-of-00001.tfrecord:" in message
+    message = pipeline.input_error_message(error.value)
+    assert message.startswith(f"{files[0]}: no JPEG at byte ") and "\n" not in message
     assert "train-00000-of-00001.tfrecord.index" in message and "prepare" in message
 
 
