@@ -131,3 +131,17 @@ def test_write_index_reads_the_shard_when_not_given_the_records(tmp_path):
     os.remove(frame_index.index_path(files[0]))
     frame_index.write_index(files[0])
     assert open(frame_index.index_path(files[0]), "rb").read() == given
+
+
+def test_frames_are_read_through_tf_io_gfile_on_other_file_systems(tmp_path):
+    # TensorFlow's in-memory file system stands in for gs:// and the like.
+    local = write_shards(tmp_path, mixed_videos(), shards=2, index=True)
+    remote = []
+    for i, path in enumerate(local):
+        target = f"ram://frame_index_test/{os.path.basename(path)}"
+        for suffix in ("", frame_index.INDEX_SUFFIX):
+            tf.io.gfile.copy(path + suffix, target + suffix, overwrite=True)
+        remote.append(target)
+    pairs = zip(train(remote, use_index=True).take(3), train(local, use_index=True).take(3))
+    for a, b in pairs:
+        tf.nest.map_structure(lambda x, y: np.testing.assert_array_equal(x, y), a, b)
