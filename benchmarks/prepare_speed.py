@@ -1,6 +1,6 @@
 """prepare's speed: 2 worker processes against 1, and against PyAV decode-only (issue 3 (c)).
 
-    python benchmarks/prepare_speed.py                  # ~2 min on 2 CPU cores
+    python benchmarks/prepare_speed.py                  # ~2.5 min on 2 CPU cores
     python benchmarks/prepare_speed.py --repeats=2 --images   # + the images choice
 
 Writes HMDB51-like clips (320x240 mpeg4 .avi at 30 fps, 3.5 s, a textured background panning
