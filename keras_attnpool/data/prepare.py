@@ -203,7 +203,12 @@ def prepare_dataset(dataset: str, data_dir: str, output_dir: str, *, split: int 
         out.claim(json_ready({"format": FORMAT, "settings": settings,
                               "plan": plan_digest(plans), "counts": spec.counts()}), overwrite)
         out.remove_temp_files()
-        return _write_missing(out, spec, plans, settings, run, kind, start)
+        try:
+            return _write_missing(out, spec, plans, settings, run, kind, start)
+        finally:
+            # A run stopped by an error or Ctrl-C leaves no spooled records behind (the
+            # pool has stopped by now; a SIGKILLed run's are removed by the next run).
+            out.remove_temp_files()
 
 
 def _write_missing(out: OutputDir, spec: DatasetSpec, plans: list[ShardPlan],

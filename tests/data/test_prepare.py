@@ -253,6 +253,7 @@ def test_on_error_fail_names_the_first_bad_file(hmdb51, tmp_path):
     assert "\n" not in message
     assert (out / "train-00000-of-00003.tfrecord").exists()  # finished before the failure
     assert not (out / "manifest.json").exists()
+    assert not list(out.glob(".*tmp*"))  # no spooled records of the stopped run are left
 
 
 def test_max_failure_fraction_decides_ok(hmdb51, tmp_path):
