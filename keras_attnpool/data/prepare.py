@@ -3,10 +3,11 @@
     manifest = prepare_dataset("hmdb51", "~/data/hmdb51", "~/data/hmdb51_prepared",
                                split=1, workers=8)
 
-Reads the dataset with its reader (`datasets.get_reader`), converts every sample in a
-process pool (`prepare_worker`: PyAV for videos, Pillow for images; JPEG frames, short side
-resized, never upscaled) and writes `record_format` SequenceExamples into shards
-`<split>-<index>-of-<count>.tfrecord` plus `manifest.json` (see `build_manifest`).
+Reads the dataset with its reader (`datasets.get_reader`), converts and serialises every
+sample in a process pool (`prepare_worker`: PyAV for videos, Pillow for images; JPEG frames,
+short side resized, never upscaled) and writes the `record_format` SequenceExamples into
+shards `<split>-<index>-of-<count>.tfrecord`, each with its frame index (`frame_index`),
+plus `manifest.json` (see `build_manifest`).
 
 Shards: each split's samples are sorted by `video_id` and cut into shards of `shard_size`
 samples, so the plan (which sample goes into which shard) depends only on the dataset and
@@ -285,7 +286,7 @@ def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSetti
 
     At most 4 samples per worker are in flight, so memory stays bounded; results are
     consumed in plan order, so shards are finished in order and "the first bad file"
-    is well defined. A finished shard is written (serialised, written, synced) by a
+    is well defined. A finished shard is written (records framed, written, synced) by a
     writer thread while the workers go on converting; one shard at most waits for it.
     """
     jobs = iter([(plan, s) for plan in todo for s in plan.samples])
