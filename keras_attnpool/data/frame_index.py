@@ -42,8 +42,8 @@ _HEADER_BYTES, _FOOTER_BYTES = 12, 4
 _JPEG_START = b"\xff\xd8"
 
 INDEX_CONTEXT_SPEC = {**CONTEXT_SPEC,
-                      "frame_offsets": tf.io.VarLenFeature(tf.int64),
-                      "frame_lengths": tf.io.VarLenFeature(tf.int64)}
+                      "frame_offsets": tf.io.RaggedFeature(tf.int64),
+                      "frame_lengths": tf.io.RaggedFeature(tf.int64)}
 INDEX_SEQUENCE_SPEC = {"keypoints": SEQUENCE_SPEC["keypoints"]}
 
 
@@ -119,14 +119,12 @@ def has_index(shard: str) -> bool:
     return tf.io.gfile.exists(index_path(shard))
 
 
-def parse_index_entry(serialized: tf.Tensor) -> dict:
+def parse_index_entry(serialized: tf.Tensor, keypoints: bool = True) -> dict:
     """Parses an index entry: `parse_example`'s dict with `frame_offsets` and
     `frame_lengths` (int64 [T]) in place of `frames`."""
     context, sequence = tf.io.parse_single_sequence_example(
         serialized, context_features=INDEX_CONTEXT_SPEC,
-        sequence_features=INDEX_SEQUENCE_SPEC)
-    for key in ("labels", "frame_offsets", "frame_lengths"):
-        context[key] = tf.sparse.to_dense(context[key])
+        sequence_features=INDEX_SEQUENCE_SPEC if keypoints else {})
     return {**context, **sequence}
 
 

@@ -102,9 +102,11 @@ def _use_index(files: Sequence[str], use_index: Optional[bool]) -> bool:
     return not missing
 
 
-def _parse(item: Tuple[tf.Tensor, tf.Tensor], indexed: bool) -> dict:
-    """(shard, serialized) -> the record's features (an index entry's when indexed)."""
-    return (frame_index.parse_index_entry if indexed else parse_example)(item[1])
+def _parse(item: Tuple[tf.Tensor, tf.Tensor], indexed: bool, keypoints: bool = False) -> dict:
+    """(shard, serialized) -> the record's features (an index entry's when indexed);
+    keypoints are parsed only when asked for."""
+    parse = frame_index.parse_index_entry if indexed else parse_example
+    return parse(item[1], keypoints=keypoints)
 
 
 def _encoded_frames(item: Tuple[tf.Tensor, tf.Tensor], record: dict, indices: tf.Tensor,
@@ -159,7 +161,7 @@ def _sample_train(index: tf.Tensor, item: Tuple[tf.Tensor, tf.Tensor], spec: _Sp
     """Parse, pick the frames (TSN) and draw the clip's augmentation, all before decoding;
     only the picked frames' JPEGs are read (with an index) or kept (without)."""
     sample_seed, augment_seed = clip_seeds(spec.seed, index)
-    record = _parse(item, spec.indexed)
+    record = _parse(item, spec.indexed, keypoints=spec.heatmap_size is not None)
     indices = sampling.segment_indices(record["num_frames"], spec.num_frames, sample_seed)
     encoded = _encoded_frames(item, record, indices, spec.indexed)
     # The JPEG header gives the frame size without decoding anything.

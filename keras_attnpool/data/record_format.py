@@ -48,7 +48,7 @@ def encode_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
 CONTEXT_SPEC = {
     "video_id": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.FixedLenFeature([], tf.int64),
-    "labels": tf.io.VarLenFeature(tf.float32),
+    "labels": tf.io.RaggedFeature(tf.float32),  # in the context: a dense [K] tensor
     "num_frames": tf.io.FixedLenFeature([], tf.int64),
     "fps": tf.io.FixedLenFeature([], tf.float32),
     "height": tf.io.FixedLenFeature([], tf.int64),
@@ -60,14 +60,15 @@ SEQUENCE_SPEC = {
 }
 
 
-def parse_example(serialized: tf.Tensor) -> dict:
+def parse_example(serialized: tf.Tensor, keypoints: bool = True) -> dict:
     """Parses one serialised record (works eagerly and inside `Dataset.map`).
 
     Returns:
         A dict with the context features (`labels` dense, float32 [K] or [0]), `frames`
-        (tf.string [T], still JPEG-encoded) and `keypoints` (ragged float32 [T, None]).
+        (tf.string [T], still JPEG-encoded) and, unless `keypoints=False` (which saves
+        parsing them), `keypoints` (ragged float32 [T, None]).
     """
+    sequence_spec = SEQUENCE_SPEC if keypoints else {"frames": SEQUENCE_SPEC["frames"]}
     context, sequence = tf.io.parse_single_sequence_example(
-        serialized, context_features=CONTEXT_SPEC, sequence_features=SEQUENCE_SPEC)
-    context["labels"] = tf.sparse.to_dense(context["labels"])
+        serialized, context_features=CONTEXT_SPEC, sequence_features=sequence_spec)
     return {**context, **sequence}
