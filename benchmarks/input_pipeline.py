@@ -54,7 +54,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_attnpool.data import augment, frame_index, pipeline, sampling  # noqa: E402
-from keras_attnpool.data.record_format import encode_example, shard_name  # noqa: E402
+from keras_attnpool.data.record_format import (  # noqa: E402
+    encode_example, shard_name, write_tfrecord)
 from keras_attnpool.data.video import encode_video  # noqa: E402
 
 WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 30, 3.5
@@ -96,9 +97,7 @@ def write_records(video_paths, out_dir: str, shards: int = 4) -> list:
             height=int(resized.shape[1]),
             width=int(resized.shape[2])))
     for path, shard_records in zip(files, records):
-        with tf.io.TFRecordWriter(path) as writer:
-            for record in shard_records:
-                writer.write(record)
+        write_tfrecord(path, shard_records)
         frame_index.write_index(path, shard_records)  # as prepare does
     return files
 

@@ -25,6 +25,17 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def fail_on_input_error(error: BaseException) -> None:
+    """Ends the program with one line (exit 2) when `error` came from reading the prepared
+    records (`pipeline.input_error_message`); re-raises any other error."""
+    from keras_attnpool.data.pipeline import input_error_message
+
+    message = input_error_message(error)
+    if message is None:
+        raise error
+    fail(message)
+
+
 def parse_flags(argv):
     """absl's flag parsing, with a bad flag answered by one line and exit code 2."""
     from absl import flags

@@ -15,7 +15,7 @@ import os
 from absl import flags, logging
 
 import cli_common
-from cli_common import fail, quiet_native_logs
+from cli_common import fail, fail_on_input_error, quiet_native_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by training/fit.py.")
 _TEST_FRAMES = flags.DEFINE_integer("test_frames", None, "Frames per video (default: run's).")
@@ -66,17 +66,12 @@ def main(argv):
         from keras_attnpool.trainer import experiment
 
     model = keras.saving.load_model(model_path, safe_mode=True)
-    from keras_attnpool.data.pipeline import input_error_message
-
     try:
         metrics = experiment.evaluate(config, model, records_dir, classes, workdir)
     except (ValueError, FileNotFoundError) as error:
         fail(error)
     except tf.errors.OpError as error:
-        message = input_error_message(error)
-        if message is None:
-            raise
-        fail(message)
+        fail_on_input_error(error)
     print(json.dumps(metrics, indent=2))
 
 

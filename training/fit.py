@@ -16,7 +16,7 @@ import os
 from absl import flags, logging
 
 import cli_common
-from cli_common import fail, quiet_native_logs
+from cli_common import fail, fail_on_input_error, quiet_native_logs
 
 with quiet_native_logs():
     import tensorflow as tf
@@ -125,8 +125,6 @@ def main(argv):
     from keras_attnpool.models import PretrainedWeightsError
     from keras_attnpool.trainer.loop import NonFiniteLossError
 
-    from keras_attnpool.data.pipeline import input_error_message
-
     try:
         run(config)
     except (ValueError, FileNotFoundError, DatasetError, PretrainedWeightsError) as error:
@@ -134,10 +132,7 @@ def main(argv):
     except NonFiniteLossError as error:
         fail(error, code=3)
     except tf.errors.OpError as error:
-        message = input_error_message(error)
-        if message is None:
-            raise
-        fail(message)
+        fail_on_input_error(error)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_attnpool.data import record_proto
-from keras_attnpool.data.record_format import CONTEXT_SPEC, SEQUENCE_SPEC
+from keras_attnpool.data.record_format import CONTEXT_SPEC, SEQUENCE_SPEC, write_tfrecord
 
 INDEX_SUFFIX = ".index"
 # TFRecord framing: uint64 length + uint32 masked CRC of the length, data, uint32 CRC.
@@ -92,12 +92,6 @@ def entries_from_parts(parts: Sequence[record_proto.RecordParts]) -> list[bytes]
     return entries
 
 
-def _write_records(path: str, records: Sequence[bytes]) -> None:
-    with tf.io.TFRecordWriter(path) as writer:
-        for record in records:
-            writer.write(record)
-
-
 def write_index(shard: str, records: Sequence[bytes] | None = None,
                 path: str | None = None, entries: Sequence[bytes] | None = None) -> str:
     """Writes the index of `shard` (to `path`, default `index_path(shard)`); returns it.
@@ -111,7 +105,7 @@ def write_index(shard: str, records: Sequence[bytes] | None = None,
             records = [r.numpy() for r in tf.data.TFRecordDataset(os.fspath(shard))]
         entries = index_entries(records)
     path = index_path(shard) if path is None else path
-    _write_records(path, entries)
+    write_tfrecord(path, entries)
     return path
 
 

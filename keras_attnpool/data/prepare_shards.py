@@ -32,22 +32,16 @@ import logging
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from keras_attnpool.data import frame_index
 from keras_attnpool.data.datasets import DatasetSpec, Sample
 from keras_attnpool.data.prepare_output import OutputDir, atomic_write, write_json
 from keras_attnpool.data.prepare_worker import Failed
+from keras_attnpool.data.record_format import write_tfrecord
 
 logger = logging.getLogger("keras_attnpool.data.prepare")
 
 FORMAT = "keras_attnpool.prepared/1"
-
-
-def _write_tfrecord(path: str, records: list[bytes]) -> None:
-    with tf.io.TFRecordWriter(path) as writer:
-        for record in records:
-            writer.write(record)
 
 
 def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]]
@@ -69,7 +63,7 @@ def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]]
             mismatch.append({"path": sample.path, "decoded": result.num_source_frames,
                              "declared": result.declared_frames})
     shard = out.file(plan.name)
-    atomic_write(shard, lambda temp: _write_tfrecord(temp, records))
+    atomic_write(shard, lambda temp: write_tfrecord(temp, records))
     # The index after its shard: a shard is done only when both exist (OutputDir.finished).
     entries = frame_index.entries_from_parts(parts)
     atomic_write(frame_index.index_path(shard),

@@ -27,13 +27,19 @@ import numpy as np
 import tensorflow as tf
 
 from keras_attnpool.data import record_proto
-from keras_attnpool.data.record_proto import build_example  # noqa: F401 (re-exported)
 
 NUM_JOINTS = 16
 
 
 def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def write_tfrecord(path: str, records: Sequence[bytes]) -> None:
+    """Writes serialised records to an uncompressed TFRecord file (shards and indexes)."""
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
 
 
 def encode_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
