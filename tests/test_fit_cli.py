@@ -104,6 +104,7 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(demo_dir, tmp_pat
      "not divisible by the 2 replicas"),
     (["--batch_size=10", "--accumulation_steps=4"], "divisible by `accumulation_steps`"),
     (["extra"], "unexpected arguments"),
+    (["--augment_on=gpu"], "--augment_on"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
     result = _run(FIT, *flags, f"--workdir={tmp_path / 'w'}")
@@ -131,12 +132,14 @@ def test_evaluate_without_a_trained_model(tmp_path):
 
 
 def test_pose_attention_trains_on_clips_with_keypoints(demo_dir, tmp_path):
-    """The clip model's heatmaps are (B, T, h, w, J): the masked loss takes clips."""
+    """The clip model's heatmaps are (B, T, h, w, J): the masked loss takes clips. With the
+    crops finished in the training step (--augment_on=device), as on a GPU."""
     workdir = tmp_path / "pose"
     result = _run(FIT, f"--data_dir={demo_dir}", f"--workdir={workdir}", "--head=pose_attention",
-                  *SMALL)
+                  "--augment_on=device", *SMALL)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((workdir / "metrics.json").read_text())["num_examples"] == 6
+    assert json.loads((workdir / "config.json").read_text())["augment_on"] == "device"
 
 
 def test_records_changed_under_their_index_end_in_one_line(demo_dir, tmp_path):

@@ -50,6 +50,10 @@ _LR_DECAY_RATE = flags.DEFINE_float("lr_decay_rate", None, "Learning-rate factor
 _WEIGHT_DECAY = flags.DEFINE_float("weight_decay", None, "L2 weight decay on kernels.")
 _DROPOUT = flags.DEFINE_float("dropout", None, "Dropout on the head's input.")
 _MIXED_PRECISION = flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 training.")
+_AUGMENT_ON = flags.DEFINE_enum(
+    "augment_on", "auto", ["auto", "cpu", "device"],
+    "Where training crops are resized: cpu (the input pipeline), device (the training "
+    "step; the CPU only decodes), auto (device when a GPU is visible).")
 _STRATEGY = flags.DEFINE_string("strategy", "auto", "auto, one_device, mirrored, multi_worker.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of data order, augmentation and weights.")
 _WORKERS = flags.DEFINE_integer("workers", None, "Processes that decode videos in prepare.")
@@ -97,7 +101,8 @@ def _config():
         lr_decay_steps=_LR_DECAY_STEPS.value, lr_decay_rate=_LR_DECAY_RATE.value,
         weight_decay=_WEIGHT_DECAY.value, dropout=_DROPOUT.value,
         mixed_precision=_MIXED_PRECISION.value, strategy=_STRATEGY.value, seed=_SEED.value,
-        workers=_WORKERS.value, checkpoint_every=_CHECKPOINT_EVERY.value)
+        workers=_WORKERS.value, checkpoint_every=_CHECKPOINT_EVERY.value,
+        augment_on=_AUGMENT_ON.value)
 
 
 def run(config) -> dict:

@@ -46,39 +46,61 @@ def multiscale_crop_box(height: tf.Tensor, width: tf.Tensor, seed: tf.Tensor,
     Crop sides are `scales[i] * min(height, width)` and `scales[j] * ...` with
     |i - j| <= max_distort, the pair (i, j) drawn uniformly; the position is uniform.
     """
+    return crop_box_from_uniforms(height, width, tf.random.stateless_uniform([3], seed),
+                                  scales, max_distort)
+
+
+def crop_box_from_uniforms(height: tf.Tensor, width: tf.Tensor, u: tf.Tensor,
+                           scales: Sequence[float] = MULTISCALE_SCALES,
+                           max_distort: int = 1) -> tf.Tensor:
+    """`multiscale_crop_box` from three uniforms in [0, 1) (`u[..., :3]`: scale pair, y,
+    x); works on a batch: height, width [...], u [..., 3] -> int32 [..., 4]."""
     if not len(scales) or min(scales) <= 0 or max(scales) > 1:
         raise ValueError(f"scales must be fractions in (0, 1], got {scales!r}")
     if max_distort < 0:
         raise ValueError(f"max_distort must be >= 0, got {max_distort!r}")
     pairs = np.array([(i, j) for i in range(len(scales)) for j in range(len(scales))
                       if abs(i - j) <= max_distort], np.int32)
-    pair_seed, y_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    pick = tf.random.stateless_uniform([], pair_seed, 0, len(pairs), dtype=tf.int32)
+    pick = tf.minimum(tf.cast(u[..., 0] * len(pairs), tf.int32), len(pairs) - 1)
     height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
     short = tf.cast(tf.minimum(height, width), tf.float32)
-    sides = tf.maximum(tf.cast(short * tf.constant(scales, tf.float32), tf.int32), 1)
-    crop_h = tf.gather(sides, pairs[:, 0])[pick]
-    crop_w = tf.gather(sides, pairs[:, 1])[pick]
-    y = _uniform_int(y_seed, height - crop_h + 1)
-    x = _uniform_int(x_seed, width - crop_w + 1)
-    return tf.stack([y, x, crop_h, crop_w])
+    # floor(short * scale), at least 1; in float32 as the sides always were.
+    sides = tf.maximum(tf.cast(short[..., None] * tf.constant(scales, tf.float32), tf.int32),
+                       1)
+    crop_h = tf.gather(sides, tf.gather(pairs[:, 0], pick), batch_dims=pick.shape.rank)
+    crop_w = tf.gather(sides, tf.gather(pairs[:, 1], pick), batch_dims=pick.shape.rank)
+    y = _uniform_int(u[..., 1], height - crop_h + 1)
+    x = _uniform_int(u[..., 2], width - crop_w + 1)
+    return tf.stack([y, x, crop_h, crop_w], axis=-1)
 
 
-def _uniform_int(seed: tf.Tensor, upper: tf.Tensor) -> tf.Tensor:
-    """An int in [0, upper) (upper >= 1, a tensor)."""
-    u = tf.random.stateless_uniform([], seed, dtype=tf.float32)
+def _uniform_int(u: tf.Tensor, upper: tf.Tensor) -> tf.Tensor:
+    """An int in [0, upper) from a uniform u in [0, 1) (upper >= 1, a tensor)."""
     return tf.minimum(tf.cast(u * tf.cast(upper, tf.float32), tf.int32), upper - 1)
+
+
+# Uniforms one training draw takes (`draw_from_uniforms`): crop (3), flip (1), colour (4).
+NUM_DRAW_UNIFORMS = 8
 
 
 def draw_train_augmentation(height: tf.Tensor, width: tf.Tensor, seed: tf.Tensor,
                             scales: Sequence[float] = MULTISCALE_SCALES,
                             max_distort: int = 1) -> Dict[str, tf.Tensor]:
-    """The one draw for a clip: {"crop_box": int32 [4], "flip": bool, "color_seed": [2]}."""
-    crop_seed, flip_seed, color_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, 3))
-    flip = tf.random.stateless_uniform([], flip_seed) < 0.5
-    return {"crop_box": multiscale_crop_box(height, width, crop_seed, scales, max_distort),
-            "flip": flip, "color_seed": color_seed}
+    """The one draw for a clip: {"crop_box": int32 [4], "flip": bool, "color": float32
+    [4]} (`draw_from_uniforms` with uniforms from `seed`)."""
+    u = tf.random.stateless_uniform([NUM_DRAW_UNIFORMS], seed)
+    return draw_from_uniforms(height, width, u, scales, max_distort)
+
+
+def draw_from_uniforms(height: tf.Tensor, width: tf.Tensor, u: tf.Tensor,
+                       scales: Sequence[float] = MULTISCALE_SCALES,
+                       max_distort: int = 1) -> Dict[str, tf.Tensor]:
+    """A clip's draw from `NUM_DRAW_UNIFORMS` uniforms in [0, 1) (or a batch of draws:
+    height, width [...], u [..., 8]): the crop box, the flip, and `color`, the colour
+    jitter's four uniforms in [-1, 1) (`color_jitter_from_uniforms`)."""
+    return {"crop_box": crop_box_from_uniforms(height, width, u[..., :3], scales,
+                                               max_distort),
+            "flip": u[..., 3] < 0.5, "color": 2.0 * u[..., 4:8] - 1.0}
 
 
 def apply_train_augmentation(cropped: tf.Tensor, draw: Dict[str, tf.Tensor],
@@ -93,7 +115,8 @@ def apply_train_augmentation(cropped: tf.Tensor, draw: Dict[str, tf.Tensor],
                              antialias=False)
     if not color_jitter:
         return frames  # bilinear weights are convex: already within [0, 255]
-    return tf.clip_by_value(jitter_colors(frames, draw["color_seed"]), 0.0, 255.0)
+    return tf.clip_by_value(apply_color_jitter(frames, color_jitter_from_uniforms(
+        draw["color"])), 0.0, 255.0)
 
 
 def augment_train_clip(frames: tf.Tensor, seed: tf.Tensor, image_size: int,
@@ -107,6 +130,68 @@ def augment_train_clip(frames: tf.Tensor, seed: tf.Tensor, image_size: int,
     return apply_train_augmentation(cropped, draw, image_size, color_jitter), draw
 
 
+# --- augmentation on the accelerator -------------------------------------------------------
+# With `train_dataset(augment_on="device")` the CPU decodes, per clip, a square window of the
+# frames that holds the clip's crop, and leaves resampling (and colour jitter) to the
+# accelerator: `device_augment` at the start of the training step. Keras recommends the same
+# split for its preprocessing layers on a GPU; here the draws stay clip-consistent.
+
+def crop_window(height: tf.Tensor, width: tf.Tensor, crop_box: tf.Tensor) -> tf.Tensor:
+    """The square window (y, x, side, side), side = min(height, width), that holds
+    `crop_box` (whose sides are at most the short side), centred on it where the frame
+    allows: int32 [4]."""
+    height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    side = tf.minimum(height, width)
+    y, x, h, w = tf.unstack(tf.cast(crop_box, tf.int32))
+    # h, w <= side, so the centred window holds the crop, and shifting it back inside the
+    # frame keeps it holding the crop.
+    window_y = tf.clip_by_value(y + (h - side) // 2, 0, height - side)
+    window_x = tf.clip_by_value(x + (w - side) // 2, 0, width - side)
+    return tf.stack([window_y, window_x, side, side])
+
+
+def canvas_box(crop_box: tf.Tensor, window: tf.Tensor, canvas: int,
+               flip: tf.Tensor) -> tf.Tensor:
+    """The `tf.image.crop_and_resize` box (y1, x1, y2, x2) of `crop_box` on a canvas of
+    side `canvas` whose top-left corner holds `window`: float32 [4]. The box runs from the
+    crop's first pixel centre to its last (corners aligned); x1 > x2 mirrors the crop."""
+    y, x, h, w = tf.unstack(tf.cast(crop_box, tf.float32))
+    top, left = tf.cast(window[0], tf.float32), tf.cast(window[1], tf.float32)
+    scale = float(max(canvas - 1, 1))
+    y1, y2 = (y - top) / scale, (y - top + h - 1.0) / scale
+    x1, x2 = (x - left) / scale, (x - left + w - 1.0) / scale
+    return tf.stack([y1, tf.where(flip, x2, x1), y2, tf.where(flip, x1, x2)])
+
+
+def device_augment(inputs: Dict[str, tf.Tensor], image_size: int) -> tf.Tensor:
+    """Finishes the training augmentation of an `augment_on="device"` batch on whatever
+    device runs it: crop, resize and flip by `tf.image.crop_and_resize`, then the colour
+    jitter when the batch carries `color`.
+
+    Args:
+        inputs: {"frames": uint8 [B, T, C, C, 3] (or [B, C, C, 3] for images), "boxes":
+            float32 [B, 4], optionally "color": float32 [B, 4]}, as the pipeline yields.
+        image_size: side of the model input.
+
+    Returns:
+        float32 [B, T, image_size, image_size, 3] (or [B, image_size, image_size, 3]) in
+        [0, 255].
+    """
+    frames, boxes = inputs["frames"], inputs["boxes"]
+    shape = tf.shape(frames)
+    flat = tf.reshape(frames, tf.concat([[-1], shape[-3:]], 0))
+    count = tf.shape(flat)[0]
+    per_row = count // tf.shape(boxes)[0]  # frames per clip: the same box for all
+    out = tf.image.crop_and_resize(tf.cast(flat, tf.float32),
+                                   tf.repeat(boxes, per_row, axis=0), tf.range(count),
+                                   [image_size, image_size])
+    out = tf.reshape(out, tf.concat([shape[:-3], [image_size, image_size, 3]], 0))
+    if "color" not in inputs:
+        return out  # bilinear weights are convex: already within [0, 255]
+    jitter = color_jitter_from_uniforms(inputs["color"])
+    return tf.clip_by_value(apply_color_jitter(out, jitter), 0.0, 255.0)
+
+
 # RGB -> YIQ (NTSC). Hue is an angle in the IQ plane, so a hue shift is a rotation there.
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                         [0.596, -0.274, -0.322],
@@ -117,11 +202,14 @@ _LUMA = _RGB_TO_YIQ[0]
 
 def color_twist(saturation: tf.Tensor, hue: tf.Tensor) -> tf.Tensor:
     """The 3x3 RGB matrix of a saturation change (mixing with luma; 0 gives grey) followed
-    by a hue shift (rotating I and Q by `hue` turns)."""
+    by a hue shift (rotating I and Q by `hue` turns); [..., 3, 3] for a batch [...]."""
+    saturation = tf.convert_to_tensor(saturation, tf.float32)[..., None, None]
     mix = saturation * tf.eye(3) + (1.0 - saturation) * tf.ones([3, 1]) * _LUMA[None, :]
-    angle = 2.0 * np.pi * hue
+    angle = 2.0 * np.pi * tf.convert_to_tensor(hue, tf.float32)
     cos, sin = tf.cos(angle), tf.sin(angle)
-    rotate = tf.stack([[1.0, 0.0, 0.0], [0.0, cos, -sin], [0.0, sin, cos]])
+    one, zero = tf.ones_like(cos), tf.zeros_like(cos)
+    rotate = tf.stack([tf.stack([one, zero, zero], -1), tf.stack([zero, cos, -sin], -1),
+                       tf.stack([zero, sin, cos], -1)], -2)
     return tf.constant(_YIQ_TO_RGB) @ rotate @ tf.constant(_RGB_TO_YIQ) @ mix
 
 
@@ -129,33 +217,52 @@ def draw_color_jitter(seed: tf.Tensor,
                       strength: Dict[str, float] = COLOR_JITTER) -> Dict[str, tf.Tensor]:
     """One draw of brightness delta (in [0, 1] units), contrast and saturation factors
     and hue shift (in turns), each uniform in its `strength` range."""
-    u = tf.random.stateless_uniform([4], seed, -1.0, 1.0)
-    return {"brightness": strength["brightness"] * u[0],
-            "contrast": 1.0 + strength["contrast"] * u[1],
-            "saturation": 1.0 + strength["saturation"] * u[2],
-            "hue": strength["hue"] * u[3]}
+    return color_jitter_from_uniforms(tf.random.stateless_uniform([4], seed, -1.0, 1.0),
+                                      strength)
+
+
+def color_jitter_from_uniforms(u: tf.Tensor, strength: Dict[str, float] = COLOR_JITTER
+                               ) -> Dict[str, tf.Tensor]:
+    """`draw_color_jitter` from four uniforms in [-1, 1) (u [..., 4]: a batch of draws)."""
+    return {"brightness": strength["brightness"] * u[..., 0],
+            "contrast": 1.0 + strength["contrast"] * u[..., 1],
+            "saturation": 1.0 + strength["saturation"] * u[..., 2],
+            "hue": strength["hue"] * u[..., 3]}
 
 
 def jitter_colors(frames: tf.Tensor, seed: tf.Tensor,
                   strength: Dict[str, float] = COLOR_JITTER) -> tf.Tensor:
     """Brightness, contrast, saturation and hue jitter of float frames [T, H, W, 3] in
-    [0, 255], with one draw for the whole clip.
-
-    All four are affine in RGB (hue as a rotation in YIQ, the usual fast approximation of an
-    HSV hue shift), so they compose into one 3x3 matrix and a per-frame offset: one pass
-    over the pixels instead of four (an HSV round trip per op costs more than decoding).
-    Contrast scales around each frame's per-channel mean, as `tf.image.adjust_contrast`.
+    [0, 255], with one draw for the whole clip (`draw_color_jitter`, `apply_color_jitter`).
     """
-    draw = draw_color_jitter(seed, strength)
+    return apply_color_jitter(frames, draw_color_jitter(seed, strength))
+
+
+def apply_color_jitter(frames: tf.Tensor, draw: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """Applies a colour-jitter draw to float frames [..., H, W, 3] in [0, 255].
+
+    The draw's values are scalars (one clip or image), or have the leading (batch) shape
+    of `frames`, one draw per batch row. All four changes are affine in RGB (hue as a
+    rotation in YIQ, the usual fast approximation of an HSV hue shift), so they compose
+    into one 3x3 matrix and a per-frame offset: one pass over the pixels instead of four
+    (an HSV round trip per op costs more than decoding). Contrast scales around each
+    frame's per-channel mean, as `tf.image.adjust_contrast`.
+    """
+    batch_rank = draw["contrast"].shape.rank
+    extra = [1] * (frames.shape.rank - batch_rank)
+
+    def per_row(value):  # [batch...] -> [batch..., 1, ..., 1], broadcasting over frames
+        return tf.reshape(value, tf.concat([tf.shape(value), extra], 0))
     matrix = color_twist(draw["saturation"], draw["hue"])
-    c = draw["contrast"]
+    c = per_row(draw["contrast"])
     # The per-frame mean from every 4th row and column: the same to a fraction of a level,
     # at 1/16 of the cost.
     mean = tf.reduce_mean(frames[..., ::4, ::4, :], axis=[-3, -2], keepdims=True)
     # brightness: x + b; contrast: c (x - m) + m with m the mean after brightness.
-    offset = (1.0 - c) * mean + 255.0 * draw["brightness"]
-    pixels = tf.reshape(c * frames + offset, [-1, 3])
-    return tf.reshape(tf.matmul(pixels, matrix, transpose_b=True), tf.shape(frames))
+    offset = (1.0 - c) * mean + 255.0 * per_row(draw["brightness"])
+    shape = tf.shape(frames)
+    pixels = tf.reshape(c * frames + offset, tf.concat([shape[:batch_rank], [-1, 3]], 0))
+    return tf.reshape(tf.matmul(pixels, matrix, transpose_b=True), shape)
 
 
 # Evaluation views: name -> (crop positions, with mirrors). Positions are fractions of the

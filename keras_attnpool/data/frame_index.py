@@ -19,8 +19,8 @@ verbatim inside the serialised SequenceExample. `prepare` writes the index next 
 (and adds it to shards prepared before indexes existed); `write_index` builds it for any
 shard of `record_format` records.
 
-The pipeline reads frames with `read_frames` (positioned reads, `os.pread`, in a
-`tf.numpy_function`). Records read this way skip TFRecord's checksum, so every frame read is
+The pipelines read frames with `read_frames` and `read_frame_batch` (positioned reads,
+`os.pread`, in a `tf.numpy_function`; training reads a whole batch's frames in one call). Records read this way skip TFRecord's checksum, so every frame read is
 checked to start with a JPEG start-of-image marker: an index that does not match its shard
 (a shard replaced after prepare) fails with a message naming both files.
 """
@@ -155,3 +155,23 @@ def read_frames(shard: tf.Tensor, offsets: tf.Tensor, lengths: tf.Tensor,
     frames = tf.numpy_function(_read_ranges, [shard, offsets, lengths], tf.string,
                                stateful=False, name="read_frames")
     return tf.ensure_shape(frames, [count])
+
+
+def _read_batch(shards: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Row b: the byte ranges offsets[b] / lengths[b] of shards[b]; each shard opened once."""
+    out = np.empty(offsets.shape, dtype=object)
+    rows_of = {}
+    for row, shard in enumerate(shards.tolist()):
+        rows_of.setdefault(shard, []).append(row)
+    for shard, rows in rows_of.items():
+        out[rows] = _read_ranges(shard, offsets[rows].ravel(),
+                                 lengths[rows].ravel()).reshape(len(rows), -1)
+    return out
+
+
+def read_frame_batch(shards: tf.Tensor, offsets: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+    """`read_frames` for a batch of clips in one call: shards tf.string [B], offsets and
+    lengths int64 [B, T] -> the JPEGs, tf.string [B, T]."""
+    frames = tf.numpy_function(_read_batch, [shards, offsets, lengths], tf.string,
+                               stateful=False, name="read_frame_batch")
+    return tf.ensure_shape(frames, offsets.shape)

@@ -3,7 +3,11 @@
 Stages, in order: list files -> shuffle files -> interleave read -> shuffle records -> parse
 -> sample frame indices on the ENCODED frames -> decode only the sampled JPEGs -> augment ->
 batch -> prefetch. Decoding is the expensive step, so everything that can be decided before
-it (which frames, which crop) is decided first, on strings and headers.
+it (which frames, which crop) is decided first, on strings and headers. Training forms its
+batches right after the shuffle and does the later steps a batch at a time (one parse, one
+draw, one read of the sampled JPEGs per batch; decoding and augmenting per clip inside it):
+a tf.data stage or a TF op costs microseconds per call, and per clip that added up to a
+third of the decoding time.
 
 Where the shards have frame indexes (`frame_index`; `prepare` writes them), "read" and
 "parse" work on the small index entries and only the sampled JPEGs are read from the
@@ -18,14 +22,18 @@ Training elements (batched):
             passed through unchanged (HICO: 1, -1, 0, NaN)
     with_keypoints=True: (frames, {"logits": label, "pose_heatmaps": float32 [B, (T,) h, w,
             16]}), the targets of `build_action_model(head="pose_attention")`.
+    augment_on="device": ({"frames": uint8 [B, (T,) C, C, 3], "boxes": float32 [B, 4],
+            "color": float32 [B, 4] with color_jitter}, target): the clips' square windows
+            and their crop boxes; `augment.device_augment(inputs, S)` in the training step
+            makes the float32 frames above from them.
 Evaluation elements: (frames [B * V, T, S, S, 3], label [B * V], video_id string [B * V]),
     the V views of each video folded into the batch next to each other; with
     `fold_frames=True` (or image_mode) frames are folded too: ([B * V * T, S, S, 3], ...).
     Average the model's logits per video with `keras_attnpool.metrics.average_per_video`.
 
 Determinism: the file order, record order, frame indices and augmentation all come from
-`seed` (each record's draws from the seed and its position in the stream), so two datasets
-built with the same arguments yield the same batches.
+`seed` (each training batch's draws from the seed and the batch's position in the stream,
+`batch_uniforms`), so two datasets built with the same arguments yield the same batches.
 """
 
 import dataclasses
@@ -37,9 +45,11 @@ from typing import Optional, Sequence, Tuple, Union
 import tensorflow as tf
 
 from keras_attnpool.data import augment, frame_index, heatmaps, sampling
-from keras_attnpool.data.record_format import NUM_JOINTS, parse_example
+from keras_attnpool.data.record_format import (CONTEXT_SPEC, NUM_JOINTS,
+                                                SEQUENCE_SPEC, parse_example)
 
 AUTOTUNE = tf.data.AUTOTUNE
+AUGMENT_ON = ("cpu", "device")
 Records = Union[str, Sequence[str]]
 
 
@@ -88,6 +98,9 @@ class _Spec:
     heatmap_shape: str = "disk"
     flip: bool = True
     indexed: bool = False
+    augment_on: str = "cpu"
+    canvas: int = 0
+    pipeline_id: int = 0
 
 
 def _use_index(files: Sequence[str], use_index: Optional[bool]) -> bool:
@@ -120,17 +133,23 @@ def _encoded_frames(item: Tuple[tf.Tensor, tf.Tensor], record: dict, indices: tf
                                    indices.shape[0])
 
 
-def _is_multi_label(files: Sequence[str], indexed: bool) -> bool:
-    """Peeks at the first record: multi-label datasets store a non-empty `labels`."""
+def _first_record(files: Sequence[str], indexed: bool) -> dict:
+    """The first record's features (an index entry's when indexed)."""
     for item in _records(tf.constant(files[0]), indexed).take(1):
-        return int(tf.size(_parse(item, indexed)["labels"])) > 0
+        return _parse(item, indexed)
     raise ValueError(f"{files[0]} ... {files[-1]}: no records in these files; rerun "
                      "training/prepare.py")
 
 
+def _is_multi_label(record: dict) -> bool:
+    """Multi-label datasets store a non-empty `labels`."""
+    return int(tf.size(record["labels"])) > 0
+
+
 def _label(record: dict, multi_label: bool) -> tf.Tensor:
     if multi_label:
-        return record["labels"]
+        labels = record["labels"]  # ragged [B, (K)] when parsed as a batch
+        return labels.to_tensor() if isinstance(labels, tf.RaggedTensor) else labels
     return tf.cast(record["label"], tf.int32)
 
 
@@ -148,53 +167,131 @@ def _decode(encoded: tf.Tensor, count: int, crop_box: Optional[tf.Tensor] = None
     return tf.stack(frames)
 
 
-def clip_seeds(seed: int, index: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-    """(sampling seed, augmentation seed) of the `index`-th record of a training stream."""
-    # The index's dtype picks the seed's dtype (and so the draws): always int64.
-    clip = tf.random.experimental.stateless_fold_in(
-        tf.constant([seed, 0], tf.int64), tf.cast(index, tf.int64))
-    sample_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(clip, 2))
-    return sample_seed, augment_seed
+def batch_uniforms(seed: int, batch_index: tf.Tensor, batch_size, num_segments: int,
+                   pipeline_id: int = 0) -> tf.Tensor:
+    """The uniforms in [0, 1) that decide the `batch_index`-th training batch: float32
+    [batch_size, num_segments + augment.NUM_DRAW_UNIFORMS]. Row b's first `num_segments`
+    pick clip b's frames (`sampling.segment_indices_from_uniforms`), the rest draw its
+    augmentation (`augment.draw_from_uniforms`)."""
+    batch_seed = tf.random.experimental.stateless_fold_in(
+        tf.constant([seed, pipeline_id], tf.int64), tf.cast(batch_index, tf.int64))
+    return tf.random.stateless_uniform(
+        tf.stack([batch_size, num_segments + augment.NUM_DRAW_UNIFORMS]), batch_seed)
 
 
-def _sample_train(index: tf.Tensor, item: Tuple[tf.Tensor, tf.Tensor], spec: _Spec) -> dict:
-    """Parse, pick the frames (TSN) and draw the clip's augmentation, all before decoding;
-    only the picked frames' JPEGs are read (with an index) or kept (without)."""
-    sample_seed, augment_seed = clip_seeds(spec.seed, index)
-    record = _parse(item, spec.indexed, keypoints=spec.heatmap_size is not None)
-    indices = sampling.segment_indices(record["num_frames"], spec.num_frames, sample_seed)
-    encoded = _encoded_frames(item, record, indices, spec.indexed)
+def _parse_batch(serialized: tf.Tensor, indexed: bool, keypoints: bool) -> dict:
+    """A batch of records (or index entries) -> their features, batched: context values
+    [B], `labels` ragged [B, (K)], `frames` [B, max num_frames] (padded with empty
+    strings) or `frame_offsets`, `frame_lengths` ragged [B, (num_frames)], and when asked
+    `keypoints` ragged [B, (num_frames), (people * 48)]."""
+    if indexed:
+        context_spec = frame_index.INDEX_CONTEXT_SPEC
+        sequence_spec = dict(frame_index.INDEX_SEQUENCE_SPEC) if keypoints else {}
+    else:
+        context_spec = CONTEXT_SPEC
+        sequence_spec = dict(SEQUENCE_SPEC) if keypoints else {
+            "frames": SEQUENCE_SPEC["frames"]}
+    context, sequence, _ = tf.io.parse_sequence_example(
+        serialized, context_features=context_spec, sequence_features=sequence_spec)
+    return {**context, **sequence}
+
+
+def _gather_rows(values: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
+    """values[b, indices[b, t]] for values [B, n] (or ragged [B, (n)]), indices [B, T]."""
+    out = tf.gather(values, indices, batch_dims=1)
+    return out.to_tensor() if isinstance(out, tf.RaggedTensor) else out
+
+
+def _to_canvas(frames: tf.Tensor, side: tf.Tensor, canvas: int) -> tf.Tensor:
+    """Square windows [T, side, side, 3] -> [T, canvas, canvas, 3], padded at the bottom
+    and right when the frames' short side is below the canvas."""
+    tf.debugging.assert_less_equal(
+        side, canvas, message=f"a frame's short side is larger than the canvas ({canvas} "
+        "px) of augment_on='device'; pass canvas_size=<the records' largest short side>")
+    pad = canvas - side
+    frames = tf.cond(pad > 0,
+                     lambda: tf.pad(frames, [[0, 0], [0, pad], [0, pad], [0, 0]]),
+                     lambda: frames)
+    return tf.ensure_shape(frames, [None, canvas, canvas, 3])
+
+
+def _train_clip(clip: dict, spec: _Spec) -> dict:
+    """One clip of a batch: draw its augmentation from its uniforms, decode its sampled
+    JPEGs (only the crop, or with augment_on="device" only the square window holding it),
+    and augment them (or leave that to `augment.device_augment`)."""
+    encoded = clip["encoded"]
     # The JPEG header gives the frame size without decoding anything.
     shape = tf.io.extract_jpeg_shape(encoded[0])
-    draw = augment.draw_train_augmentation(shape[0], shape[1], augment_seed, spec.scales,
-                                           spec.max_distort)
+    draw = augment.draw_from_uniforms(shape[0], shape[1], clip["u"], spec.scales,
+                                      spec.max_distort)
     if not spec.flip:  # for classes that a mirror image changes (digits, text, left/right)
         draw["flip"] = tf.constant(False)
-    out = {"encoded": encoded, "label": _label(record, spec.multi_label), "width": shape[1],
-           **draw}
+    if spec.augment_on == "device":
+        window = augment.crop_window(shape[0], shape[1], draw["crop_box"])
+        out = {"frames": _to_canvas(_decode(encoded, spec.num_frames, window), window[2],
+                                    spec.canvas),
+               "boxes": augment.canvas_box(draw["crop_box"], window, spec.canvas,
+                                           draw["flip"])}
+        if spec.color_jitter:
+            out["color"] = draw["color"]
+    else:
+        cropped = _decode(encoded, spec.num_frames, draw["crop_box"])
+        out = {"frames": augment.apply_train_augmentation(cropped, draw, spec.image_size,
+                                                          spec.color_jitter)}
     if spec.heatmap_size is not None:
-        people = sampling.gather_keypoints(record["keypoints"], indices)
-        out["keypoints"] = people.to_tensor(shape=[spec.num_frames, None, NUM_JOINTS, 3])
+        people = sampling.people_keypoints(clip["keypoints"])
+        out["heatmaps"] = heatmaps.keypoint_heatmaps(
+            people.to_tensor(shape=[spec.num_frames, None, NUM_JOINTS, 3]), draw["crop_box"],
+            draw["flip"], shape[1], spec.heatmap_size, spec.heatmap_shape)
     return out
 
 
-def _decode_train(example: dict, spec: _Spec) -> dict:
-    example = dict(example)
-    example["frames"] = _decode(example.pop("encoded"), spec.num_frames, example["crop_box"])
-    return example
+def _clip_signature(spec: _Spec) -> dict:
+    """What `_train_clip` returns, as TensorSpecs (for `tf.map_fn`)."""
+    t = spec.num_frames
+    if spec.augment_on == "device":
+        out = {"frames": tf.TensorSpec([t, spec.canvas, spec.canvas, 3], tf.uint8),
+               "boxes": tf.TensorSpec([4], tf.float32)}
+        if spec.color_jitter:
+            out["color"] = tf.TensorSpec([4], tf.float32)
+    else:
+        out = {"frames": tf.TensorSpec([t, spec.image_size, spec.image_size, 3], tf.float32)}
+    if spec.heatmap_size is not None:
+        out["heatmaps"] = tf.TensorSpec([t, *spec.heatmap_size, NUM_JOINTS], tf.float32)
+    return out
 
 
-def _augment_train(example: dict, spec: _Spec):
-    frames = augment.apply_train_augmentation(example["frames"], example, spec.image_size,
-                                              spec.color_jitter)
-    frames = frames[0] if spec.image_mode else frames
-    if spec.heatmap_size is None:
-        return frames, example["label"]
-    maps = heatmaps.keypoint_heatmaps(example["keypoints"], example["crop_box"],
-                                      example["flip"], example["width"], spec.heatmap_size,
-                                      spec.heatmap_shape)
-    maps = maps[0] if spec.image_mode else maps
-    return frames, {"logits": example["label"], "pose_heatmaps": maps}
+def _train_batch(index: tf.Tensor, batch: Tuple[tf.Tensor, tf.Tensor], spec: _Spec):
+    """The `index`-th batch of (shard, serialized) pairs -> a training element.
+
+    Parsing, frame sampling, the draws and (with indexes) reading the sampled JPEGs are
+    done for the whole batch at once; decoding and augmenting, per clip in `tf.map_fn`.
+    """
+    shards, serialized = batch
+    keypoints = spec.heatmap_size is not None
+    records = _parse_batch(serialized, spec.indexed, keypoints)
+    t = spec.num_frames
+    u = batch_uniforms(spec.seed, index, tf.shape(serialized)[0], t, spec.pipeline_id)
+    indices = sampling.segment_indices_from_uniforms(records["num_frames"], u[:, :t])
+    if spec.indexed:
+        encoded = frame_index.read_frame_batch(
+            shards, _gather_rows(records["frame_offsets"], indices),
+            _gather_rows(records["frame_lengths"], indices))
+    else:
+        encoded = _gather_rows(records["frames"], indices)
+    clips = {"encoded": encoded, "u": u[:, t:]}
+    if keypoints:
+        clips["keypoints"] = tf.gather(records["keypoints"], indices, batch_dims=1)
+    out = tf.map_fn(lambda clip: _train_clip(clip, spec), clips,
+                    fn_output_signature=_clip_signature(spec))
+    if spec.image_mode:
+        out = {key: value[:, 0] if value.shape.rank > 2 else value
+               for key, value in out.items()}
+    label = _label(records, spec.multi_label)
+    target = label if not keypoints else {"logits": label,
+                                          "pose_heatmaps": out.pop("heatmaps")}
+    inputs = out if spec.augment_on == "device" else out["frames"]
+    return inputs, target
 
 
 def _records(shard: tf.Tensor, indexed: bool) -> tf.data.Dataset:
@@ -284,7 +381,8 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                   multi_label: Optional[bool] = None,
                   repeat: bool = True, drop_remainder: bool = True, cycle_length: int = 8,
                   input_context: Optional[tf.distribute.InputContext] = None,
-                  use_index: Optional[bool] = None, skip_batches: int = 0
+                  use_index: Optional[bool] = None, skip_batches: int = 0,
+                  augment_on: str = "cpu", canvas_size: Optional[int] = None
                   ) -> tf.data.Dataset:
     """The training pipeline (module docstring: element structure and determinism).
 
@@ -319,33 +417,66 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
         skip_batches: start with the batch that would come after this many (resuming a
             run): the same batches as `.skip(skip_batches)`, but the skipped records are
             dropped before their frames are read or decoded.
+        augment_on: "cpu": the elements are model-ready frames. "device": the pipeline
+            decodes only a square window holding each clip's crop and yields
+            {"frames": uint8 windows on a canvas, "boxes", ["color"]} in place of the
+            frames; `augment.device_augment` finishes the crop, resize, flip (and colour
+            jitter) on the accelerator, in the training step. Same draws as "cpu"; the
+            resampling differs by under half a pixel (corner-aligned).
+        canvas_size: the window canvas side for augment_on="device" (frames with a smaller
+            short side are padded); default: prepare's short side from the manifest next
+            to the shards, else the first record's short side.
     """
     size = _heatmap_size(image_mode, num_segments, with_keypoints, heatmap_size)
+    if augment_on not in AUGMENT_ON:
+        raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
     files = list_record_files(records)
     indexed = _use_index(files, use_index)
+    first = _first_record(files, indexed)
+    if augment_on == "device" and canvas_size is None:
+        canvas_size = _default_canvas(files, first)
+    pipeline_id = 0
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        pipeline_id = input_context.input_pipeline_id  # its own draws for each host
     spec = _Spec(num_segments, image_size,
-                 _is_multi_label(files, indexed) if multi_label is None else multi_label,
+                 _is_multi_label(first) if multi_label is None else multi_label,
                  image_mode, seed, tuple(scales), max_distort, color_jitter, size,
-                 heatmap_shape, flip, indexed)
+                 heatmap_shape, flip, indexed, augment_on, int(canvas_size or 0), pipeline_id)
     ds = _read(files, seed, cycle_length, input_context, repeat, indexed)
-    # Records of the interleaved shards are mixed further in a buffer of whole clips.
+    # Records of the interleaved shards are mixed further in a buffer (of ~1 kB index
+    # entries, or of whole clips without indexes).
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    # Each record's position in the (seeded) stream seeds its sampling and augmentation, so
+    # Batches are formed before anything is parsed: every later step works on a whole
+    # batch, which costs far fewer op launches per clip than one clip at a time.
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    # Each batch's position in the (seeded) stream seeds its sampling and augmentation, so
     # the draws do not depend on thread timing, and a new epoch gets new draws.
     ds = ds.enumerate()
     if skip_batches:
-        # After enumerate: the records that follow keep their positions, hence their draws.
-        ds = ds.skip(skip_batches * batch_size)
-    # Parse, choose frames and crop on the still-encoded record: cheap, strings only.
-    ds = ds.map(lambda i, r: _sample_train(i, r, spec), AUTOTUNE, deterministic=True)
-    # The costly step: decode only the sampled JPEGs, and only their crop window.
-    ds = ds.map(lambda e: _decode_train(e, spec), AUTOTUNE, deterministic=True)
-    # Resize, flip and colour jitter (and heatmap targets), the same for all frames of a clip.
-    ds = ds.map(lambda e: _augment_train(e, spec), AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE,
-                  deterministic=True)
+        # After enumerate: the batches that follow keep their positions, hence their draws.
+        ds = ds.skip(skip_batches)
+    # Parse, sample frames, read and decode only the sampled JPEGs (only their crop), and
+    # augment them; the same crop, flip and colours for all frames of a clip.
+    ds = ds.map(lambda i, b: _train_batch(i, b, spec), AUTOTUNE, deterministic=True)
     # Overlap input work with the training step.
     return ds.prefetch(AUTOTUNE).with_options(_options())
+
+
+def _default_canvas(files: Sequence[str], first: dict) -> int:
+    """The canvas side for augment_on="device": the short side `prepare` stored frames at
+    (the manifest next to the shards says), else the first record's."""
+    manifest = os.path.join(os.path.dirname(files[0]), "manifest.json")
+    if tf.io.gfile.exists(manifest):
+        with tf.io.gfile.GFile(manifest) as f:
+            short_side = json.load(f).get("settings", {}).get("short_side")
+        if short_side:
+            return int(short_side)
+    side = int(min(first["height"], first["width"]))
+    if side < 1:
+        raise ValueError(f"{files[0]}: its first record has no frame size; pass "
+                         "canvas_size (the records' largest short side) for "
+                         "augment_on='device'")
+    return side
 
 
 def _eval_example(item: Tuple[tf.Tensor, tf.Tensor], spec: _Spec, resize_short: int,
@@ -398,9 +529,9 @@ def eval_dataset(records: Records, *, image_size: int, batch_size: int,
         resize_short = int(round(image_size * 256 / 224))
     files = list_record_files(records)
     indexed = _use_index(files, use_index)
-    spec = _Spec(test_frames, image_size,
-                 _is_multi_label(files, indexed) if multi_label is None else multi_label,
-                 image_mode, indexed=indexed)
+    if multi_label is None:
+        multi_label = _is_multi_label(_first_record(files, indexed))
+    spec = _Spec(test_frames, image_size, multi_label, image_mode, indexed=indexed)
     ds = _read(files, None, cycle_length, input_context, repeat=False, indexed=indexed)
     ds = ds.map(lambda *r: _eval_example(r, spec, resize_short, views), AUTOTUNE,
                 deterministic=True)

@@ -21,9 +21,11 @@ PAPER_TEST_FRAMES = 25
 
 
 def _segment_bounds(num_frames: tf.Tensor, num_segments: int) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Start and length (at least 1) of each of `num_segments` equal segments, int32."""
+    """Start and length (at least 1) of each of `num_segments` equal segments, int32
+    [..., num_segments] for num_frames [...]."""
     n = tf.cast(num_frames, tf.int32)
     tf.debugging.assert_positive(n, message="a clip needs at least one frame")
+    n = n[..., None]
     i = tf.range(num_segments, dtype=tf.int32)
     # Integer arithmetic: float rounding would move bounds by one frame for long clips.
     start = (i * n) // num_segments
@@ -43,8 +45,17 @@ def segment_indices(num_frames: tf.Tensor, num_segments: int, seed: tf.Tensor) -
         int32 [num_segments], non-decreasing, each index inside its segment.
     """
     _check_count("num_segments", num_segments)
-    start, length = _segment_bounds(num_frames, num_segments)
     u = tf.random.stateless_uniform([num_segments], seed=seed, dtype=tf.float32)
+    return segment_indices_from_uniforms(num_frames, u)
+
+
+def segment_indices_from_uniforms(num_frames: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+    """`segment_indices` from one uniform in [0, 1) per segment, for one clip or a batch:
+    num_frames [...] and u [..., num_segments] -> int32 [..., num_segments]; the frame in
+    segment i is its start + floor(u[i] * its length)."""
+    num_segments = u.shape[-1]
+    _check_count("num_segments", num_segments)
+    start, length = _segment_bounds(num_frames, num_segments)
     offset = tf.cast(tf.floor(u * tf.cast(length, tf.float32)), tf.int32)
     # u < 1, but float rounding of u * length can still reach length: clamp.
     return start + tf.minimum(offset, length - 1)
@@ -80,7 +91,12 @@ def gather_keypoints(keypoints: tf.RaggedTensor, indices: tf.Tensor) -> tf.Ragge
     `keypoints` is the record's ragged [num_frames, (people * 16 * 3)] feature; frames
     without keypoints give zero people.
     """
-    flat = tf.gather(keypoints, indices).with_row_splits_dtype(tf.int64)
+    return people_keypoints(tf.gather(keypoints, indices))
+
+
+def people_keypoints(flat: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Ragged [T, (people * 16 * 3)] keypoints -> ragged float32 [T, (people), 16, 3]."""
+    flat = flat.with_row_splits_dtype(tf.int64)
     people = tf.RaggedTensor.from_uniform_row_length(
         tf.RaggedTensor.from_uniform_row_length(flat.values, 3), NUM_JOINTS)
     return tf.RaggedTensor.from_row_lengths(people, flat.row_lengths() // (3 * NUM_JOINTS))

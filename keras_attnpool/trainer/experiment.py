@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
-from keras_attnpool.data import demo, pipeline
+from keras_attnpool.data import augment, demo, pipeline
 from keras_attnpool.data.prepare import prepare_dataset
 from keras_attnpool.models import build_action_model, get_backbone_spec
 from keras_attnpool.trainer import evaluation, objectives, summaries
@@ -130,9 +130,22 @@ def _crop_scales(config: ExperimentConfig) -> tuple:
     return tuple(config.crop_scales)
 
 
+def augment_on(config: ExperimentConfig) -> str:
+    """Where training augmentation is finished: "device" (the training step resamples
+    the decoded windows, `augment.device_augment`) or "cpu" (the pipeline does it all).
+    "auto" picks "device" when TensorFlow sees a GPU: there it costs nothing and halves the
+    CPU time per clip; on a CPU the pipeline's own resize is the cheaper of the two."""
+    if config.augment_on not in ("auto", *pipeline.AUGMENT_ON):
+        raise ValueError(f"--augment_on={config.augment_on}: use auto, cpu or device")
+    if config.augment_on != "auto":
+        return config.augment_on
+    return "device" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
 def _train_data(config: ExperimentConfig, records_dir: str, batch_size: int):
     files = pipeline.split_record_files(records_dir, "train")
     pose = config.head == "pose_attention"
+    where = augment_on(config)
 
     def dataset_fn(start: int) -> tf.data.Dataset:
         ds = pipeline.train_dataset(
@@ -140,7 +153,7 @@ def _train_data(config: ExperimentConfig, records_dir: str, batch_size: int):
             batch_size=batch_size, seed=config.seed, image_mode=not config.is_video,
             with_keypoints=pose, heatmap_size=_heatmap_size(config) if pose else None,
             multi_label=config.multi_label, flip=config.flip, scales=_crop_scales(config),
-            skip_batches=start)
+            skip_batches=start, augment_on=where)
         return ds
 
     return dataset_fn
@@ -167,6 +180,13 @@ def check_replicas(config: ExperimentConfig, strategy: tf.distribute.Strategy) -
             f"{replicas * config.accumulation_steps}.")
 
 
+def _preprocess(config: ExperimentConfig):
+    """The training step's input preprocessing: device augmentation, when chosen."""
+    if augment_on(config) != "device":
+        return None
+    return lambda inputs: augment.device_augment(inputs, config.image_size)
+
+
 def train(config: ExperimentConfig, workdir: str, records_dir: str, num_classes: int,
           strategy: tf.distribute.Strategy, verbose: bool = True) -> tuple:
     """Trains (resuming from the workdir's checkpoints) and returns (clip model, result)."""
@@ -180,7 +200,7 @@ def train(config: ExperimentConfig, workdir: str, records_dir: str, num_classes:
                                            "single_label",
                                            config.pose_weight if config.head ==
                                            "pose_attention" else 0.0),
-                      workdir, loop_config)
+                      workdir, loop_config, preprocess=_preprocess(config))
     pictures = summaries.attention_pictures(config, records_dir, trainer.model)
     result = trainer.fit(_train_data(config, records_dir, loop_config.micro_batch_size),
                          on_log=pictures)

@@ -77,11 +77,14 @@ class Trainer:
         loss_fn: `(targets, outputs) -> (B,)` per-example loss.
         workdir: checkpoints go to `workdir/checkpoints`, TensorBoard logs to `workdir/logs`.
         config: a `TrainConfig`.
+        preprocess: applied to each batch's inputs on the replica before the model (e.g.
+            `augment.device_augment` for a pipeline with augment_on="device").
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, build_model: Callable[[], keras.Model],
                  build_optimizer: Callable[[], keras.optimizers.Optimizer],
-                 loss_fn: Callable, workdir: str, config: TrainConfig):
+                 loss_fn: Callable, workdir: str, config: TrainConfig,
+                 preprocess: Optional[Callable] = None):
         replicas = strategy.num_replicas_in_sync
         if config.micro_batch_size % replicas:
             raise ValueError(
@@ -90,6 +93,7 @@ class Trainer:
                 f"the {replicas} replicas; use a multiple of "
                 f"{replicas * config.accumulation_steps}.")
         self.strategy, self.loss_fn, self.config = strategy, loss_fn, config
+        self.preprocess = preprocess
         self.workdir = workdir
         with strategy.scope():
             self.model = build_model()
@@ -127,6 +131,8 @@ class Trainer:
 
     def _replica_loss(self, batch):
         inputs, targets = batch
+        if self.preprocess is not None:  # e.g. augment.device_augment, on the replica
+            inputs = self.preprocess(inputs)
         outputs = self.model(inputs, training=True)
         per_example = self.loss_fn(targets, outputs)
         loss = tf.nn.compute_average_loss(

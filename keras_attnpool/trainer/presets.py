@@ -30,6 +30,7 @@ class ExperimentConfig:
     test_frames: int = 25
     eval_views: str = "center"
     flip: bool = True
+    augment_on: str = "auto"
     crop_scales: Tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
     steps: int = 12000
     batch_size: int = 32
@@ -94,4 +95,5 @@ def make_config(dataset: str, **overrides) -> ExperimentConfig:
 # Settings that may change between runs in one workdir (resuming with more steps, for
 # instance); any other difference means the workdir belongs to another experiment.
 RESUMABLE_CHANGES = ("steps", "strategy", "workers", "log_every", "checkpoint_every",
-                     "records_dir", "data_dir", "mixed_precision")
+                     "records_dir", "data_dir", "mixed_precision",
+                     "augment_on")

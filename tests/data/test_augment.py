@@ -76,12 +76,28 @@ def test_bad_scales_are_rejected():
         augment.multiscale_crop_box(10, 10, tf.constant([0, 0]), max_distort=-1)
 
 
-def test_one_draw_holds_crop_flip_and_colour_seed():
+def test_one_draw_holds_crop_flip_and_colour():
     fn = lambda h, w, seed: augment.draw_train_augmentation(h, w, seed)  # noqa: E731
     draw = eager_and_mapped(fn, tf.constant(240), tf.constant(320), tf.constant([4, 4]))
-    assert sorted(draw) == ["color_seed", "crop_box", "flip"]
+    assert sorted(draw) == ["color", "crop_box", "flip"]
     assert draw["crop_box"].shape == (4,) and draw["flip"].dtype == tf.bool
-    assert draw["color_seed"].shape == (2,)
+    assert draw["color"].shape == (4,)
+    assert -1 <= float(tf.reduce_min(draw["color"])) <= float(tf.reduce_max(draw["color"])) < 1
+
+
+def test_a_batch_of_draws_is_the_draws_of_its_rows():
+    u = tf.random.stateless_uniform([6, augment.NUM_DRAW_UNIFORMS], [2, 5])
+    heights, widths = tf.constant([240, 240, 256, 90, 480, 20]), tf.constant(
+        [320, 180, 341, 120, 640, 20])
+    fn = lambda h, w, u: augment.draw_from_uniforms(h, w, u)  # noqa: E731
+    batch = eager_and_mapped(fn, heights, widths, u)
+    for b in range(6):
+        row = augment.draw_from_uniforms(heights[b], widths[b], u[b])
+        for key in row:
+            np.testing.assert_array_equal(batch[key][b].numpy(), row[key].numpy())
+    # the uniforms' roles: the flip is u[3] < 0.5, colour 2 u - 1
+    np.testing.assert_array_equal(batch["flip"].numpy(), u[:, 3].numpy() < 0.5)
+    np.testing.assert_allclose(batch["color"].numpy(), 2 * u[:, 4:].numpy() - 1)
 
 
 def _train(seed, size):
@@ -136,6 +152,19 @@ def test_colour_jitter_with_zero_strength_is_the_identity():
     np.testing.assert_allclose(out.numpy(), frames.numpy(), atol=1e-3)
 
 
+def test_colour_jitter_of_a_batch_applies_each_rows_own_draw():
+    frames = tf.constant(np.random.default_rng(1).uniform(0, 255, (3, 2, 8, 8, 3)),
+                         tf.float32)
+    u = tf.random.stateless_uniform([3, 4], [7, 7], -1.0, 1.0)
+    batch = eager_and_mapped(
+        lambda f, u: augment.apply_color_jitter(f, augment.color_jitter_from_uniforms(u)),
+        frames, u).numpy()
+    for b in range(3):
+        row = augment.apply_color_jitter(frames[b], augment.color_jitter_from_uniforms(u[b]))
+        np.testing.assert_allclose(batch[b], row.numpy(), rtol=1e-5, atol=1e-3)
+    assert not np.allclose(batch[0], batch[1])
+
+
 def test_colour_twist_by_hand():
     red = np.array([255.0, 0.0, 0.0], np.float32)
     twist = eager_and_mapped(augment.color_twist, tf.constant(0.0), tf.constant(0.0))
@@ -159,6 +188,60 @@ def test_brightness_draw_is_applied_as_an_offset():
     frames = tf.fill([2, 4, 4, 3], 100.0)
     out = augment.jitter_colors(frames, seed, only).numpy()
     np.testing.assert_allclose(out, 100.0 + 255.0 * delta, rtol=1e-5)
+
+
+# --- augmentation finished on the accelerator ----------------------------------------------
+
+def test_the_window_holds_every_crop_and_is_square():
+    for height, width in ((240, 320), (320, 240), (256, 256), (90, 400)):
+        for s in range(40):
+            box = augment.multiscale_crop_box(height, width, tf.constant([s, 1]))
+            window = eager_and_mapped(augment.crop_window, tf.constant(height),
+                                      tf.constant(width), box).numpy()
+            y, x, h, w = box.numpy()
+            wy, wx, side, side2 = window
+            assert side == side2 == min(height, width)
+            assert 0 <= wy <= y and y + h <= wy + side <= height
+            assert 0 <= wx <= x and x + w <= wx + side <= width
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_device_augment_resamples_the_crop_with_corners_aligned(flip):
+    # Two clips of position frames; each is cut to its window and padded to a canvas of 50,
+    # as the pipeline does; the result must be the crop resized corner to corner (TF1's
+    # align_corners=True bilinear), mirrored when flipped.
+    frames = position_frames(2, 40, 60)
+    crops = [(3, 17, 30, 25), (10, 0, 28, 40)]
+    canvas, clips, boxes, expected = 50, [], [], []
+    for box in crops:
+        box = tf.constant(box)
+        window = augment.crop_window(40, 60, box)
+        wy, wx, side, _ = window.numpy()
+        clip = frames[:, wy:wy + side, wx:wx + side]
+        clips.append(tf.pad(clip, [[0, 0], [0, canvas - side], [0, canvas - side], [0, 0]]))
+        boxes.append(augment.canvas_box(box, window, canvas, tf.constant(flip)))
+        y, x, h, w = box.numpy()
+        want = tf.compat.v1.image.resize_bilinear(frames[:, y:y + h, x:x + w], [16, 16],
+                                                  align_corners=True)
+        expected.append(tf.reverse(want, [2]) if flip else want)
+    inputs = {"frames": tf.cast(tf.stack(clips), tf.uint8), "boxes": tf.stack(boxes)}
+    out = eager_and_mapped(lambda i: augment.device_augment(i, 16), inputs).numpy()
+    assert out.shape == (2, 2, 16, 16, 3)
+    np.testing.assert_allclose(out, tf.stack(expected).numpy(), atol=2e-3)
+
+
+def test_device_augment_of_images_and_with_colour():
+    image = tf.cast(position_frames(1, 20, 20)[0], tf.uint8)
+    box = augment.canvas_box(tf.constant([0, 0, 20, 20]), tf.constant([0, 0, 20, 20]), 20,
+                             tf.constant(False))
+    plain = augment.device_augment({"frames": image[None], "boxes": box[None]}, 20)
+    np.testing.assert_allclose(plain.numpy()[0], image.numpy(), atol=1e-3)  # identity
+    color = tf.constant([[0.5, -0.3, 0.8, 0.1]])
+    jittered = augment.device_augment({"frames": image[None], "boxes": box[None],
+                                       "color": color}, 20).numpy()
+    want = augment.apply_color_jitter(tf.cast(image[None], tf.float32),
+                                      augment.color_jitter_from_uniforms(color))
+    np.testing.assert_allclose(jittered, np.clip(want.numpy(), 0, 255), atol=1e-3)
 
 
 # --- evaluation views -----------------------------------------------------------------------

@@ -64,7 +64,8 @@ def test_indexed_reading_touches_only_the_sampled_bytes(tmp_path):
     # One record of 30 frames; every frame that is not sampled gets its bytes scrambled
     # in the shard file (same length), which breaks the record's TFRecord checksum.
     n, seed = 30, 7
-    chosen = sampling.segment_indices(n, 3, pipeline.clip_seeds(seed, 0)[0]).numpy()
+    chosen = sampling.segment_indices_from_uniforms(
+        n, pipeline.batch_uniforms(seed, 0, 1, 3)[0, :3]).numpy()
     files = write_shards(tmp_path, [(n, 0)], index=True)
     entry = frame_index.parse_index_entry(
         next(iter(tf.data.TFRecordDataset(frame_index.index_path(files[0])))))
@@ -101,6 +102,21 @@ def test_indexed_and_whole_records_give_the_same_batches(tmp_path):
              for use in (True, False)]
     assert len(evals[0]) == len(evals[1]) == 8
     tf.nest.map_structure(lambda x, y: np.testing.assert_array_equal(x, y), *evals)
+
+
+def test_a_batch_read_gives_each_rows_frames_from_its_own_shard(tmp_path):
+    files = write_shards(tmp_path, mixed_videos() * 2, shards=2, index=True)
+    entries = {f: [frame_index.parse_index_entry(e) for e in
+                   tf.data.TFRecordDataset(frame_index.index_path(f))] for f in files}
+    rows = [(files[1], 1, [0, 2]), (files[0], 1, [2, 0]), (files[1], 2, [1, 1])]
+    offsets = [tf.gather(entries[f][r]["frame_offsets"], t) for f, r, t in rows]
+    lengths = [tf.gather(entries[f][r]["frame_lengths"], t) for f, r, t in rows]
+    batch = frame_index.read_frame_batch(tf.constant([f for f, _, _ in rows]),
+                                         tf.stack(offsets), tf.stack(lengths)).numpy()
+    assert batch.shape == (3, 2)
+    for (f, r, t), got in zip(rows, batch):
+        record = parse_example(list(tf.data.TFRecordDataset(f))[r])
+        assert got.tolist() == tf.gather(record["frames"], t).numpy().tolist()
 
 
 def test_use_index_needs_every_index(tmp_path):

@@ -45,7 +45,8 @@ def write_shards(directory, videos, shards=1, split="train", index=False):
             num_frames, label = video
             video = {"jpeg_frames": [flat_frame(v, t) for t in range(num_frames)],
                      "label": label}
-        writers[v % shards].write(encode_example(f"video{v}", height=H, width=W, **video))
+        writers[v % shards].write(encode_example(f"video{v}", **{"height": H, "width": W,
+                                                                   **video}))
     for w in writers:
         w.close()
     if index:
@@ -110,12 +111,13 @@ def test_sampled_frames_lie_in_their_segments_for_every_clip(video_records):
 
 
 def test_the_pipeline_decodes_only_the_sampled_frames(tmp_path, indexed):
-    # One shard, no record shuffling: record i is the stream's i-th element, so its frames
-    # are sampling.segment_indices(n, 3, clip_seeds(seed, i)[0]). Every other frame is garbage.
+    # One shard, no record shuffling: record i is row i of the first batch, so its frames
+    # come from row i of batch_uniforms(seed, 0, ...). Every other frame is garbage.
     lengths = [30, 17, 40, 25]
+    uniforms = pipeline.batch_uniforms(7, 0, 4, 3)[:, :3]
     videos = []
     for v, n in enumerate(lengths):
-        chosen = sampling.segment_indices(n, 3, pipeline.clip_seeds(7, v)[0]).numpy()
+        chosen = sampling.segment_indices_from_uniforms(n, uniforms[v]).numpy()
         videos.append({"jpeg_frames": [flat_frame(v, t) if t in chosen else GARBAGE
                                        for t in range(n)], "label": v})
         videos[-1]["expected"] = chosen
@@ -281,6 +283,58 @@ def test_heatmaps_follow_the_crop_and_flip_of_the_frames(tmp_path, image_mode, i
             peak = np.array(np.unravel_index(heat[..., seen].argmax(), (8, 8)))
             assert (np.abs(marker * 8 - (peak + 0.5)) <= 1.0).all(), (marker * 8, peak)
     assert flips == {True, False}
+
+
+def gradient_frame(height, width, shift=0):
+    y, x = np.mgrid[0:height, 0:width]
+    return jpeg(np.stack([x * 5 + shift, y * 6, (x + y) * 3], -1))
+
+
+def test_device_augmentation_finishes_the_cpu_pipelines_batches(tmp_path, indexed):
+    # Smooth frames of two sizes (canvas 24 from the first record; the 16-px one is
+    # padded): the crops resampled on the device match the CPU's to within the
+    # half-pixel difference of corner-aligned sampling; the heatmap targets are the same.
+    image, keypoints = marker_image()
+    videos = []
+    for v in range(8):
+        h, w = (24, 32) if v % 2 == 0 else (16, 20)
+        frames = [gradient_frame(h, w, 4 * t + v) for t in range(5)]
+        videos.append({"jpeg_frames": frames, "label": v, "height": h, "width": w,
+                       "keypoints": [keypoints] * 5})
+    files = write_shards(tmp_path, videos, shards=2, index=indexed)
+    kwargs = dict(image_size=20, color_jitter=True, with_keypoints=True, heatmap_size=4)
+    cpu = list(train(files, **kwargs).take(3))
+    device = list(train(files, augment_on="device", **kwargs).take(3))
+    for (frames, target), (inputs, device_target) in zip(cpu, device):
+        assert sorted(inputs) == ["boxes", "color", "frames"]
+        assert inputs["frames"].dtype == tf.uint8 and inputs["frames"].shape == (4, 3, 24,
+                                                                                 24, 3)
+        tf.nest.map_structure(np.testing.assert_array_equal, target, device_target)
+        finished = pipeline.augment.device_augment(inputs, 20).numpy()
+        assert finished.shape == frames.shape
+        diff = np.abs(finished - frames.numpy())
+        assert diff.mean() < 2.0 and np.median(diff) < 1.5, diff.mean()
+
+
+def test_device_augmentation_of_images_and_a_canvas_too_small(tmp_path):
+    files = write_shards(tmp_path, [
+        {"jpeg_frames": [gradient_frame(16, 20)], "label": 0, "height": 16, "width": 20},
+        {"jpeg_frames": [gradient_frame(24, 32)], "label": 1}])
+    inputs, label = next(iter(train(files, num_segments=1, image_mode=True, batch_size=2,
+                                    shuffle_buffer=1, augment_on="device",
+                                    canvas_size=30)))
+    assert inputs["frames"].shape == (2, 30, 30, 3) and "color" not in inputs
+    assert label.numpy().tolist() == [0, 1]
+    images, _ = next(iter(train(files, num_segments=1, image_mode=True, batch_size=2,
+                                shuffle_buffer=1)))
+    finished = pipeline.augment.device_augment(inputs, 16)
+    assert np.abs(finished.numpy() - images.numpy()).mean() < 2.0
+    # The canvas comes from the first record (16 px): the second does not fit.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="canvas_size"):
+        next(iter(train(files, num_segments=1, image_mode=True, batch_size=2,
+                        shuffle_buffer=1, augment_on="device")))
+    with pytest.raises(ValueError, match="augment_on"):
+        train(files, augment_on="gpu")
 
 
 def test_keypoint_options_are_checked(video_records):

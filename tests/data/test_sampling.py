@@ -51,6 +51,19 @@ def test_segment_indices_for_a_seeded_run_match_the_hand_derived_ones():
     np.testing.assert_array_equal(got, expected)
 
 
+def test_segment_indices_of_a_batch_are_those_of_its_rows():
+    num_frames = tf.constant([10, 100, 3, 1, 37])
+    u = tf.random.stateless_uniform([5, 4], [9, 9])
+    batch = eager_and_mapped(sampling.segment_indices_from_uniforms, num_frames, u).numpy()
+    assert batch.shape == (5, 4) and batch.dtype == np.int32
+    for b in range(5):
+        n = int(num_frames[b])
+        starts = np.array([i * n // 4 for i in range(4)])
+        lengths = np.maximum(np.array([(i + 1) * n // 4 for i in range(4)]) - starts, 1)
+        expected = starts + np.floor(u[b].numpy() * lengths).astype(int)
+        np.testing.assert_array_equal(batch[b], expected)
+
+
 def test_segment_indices_reach_every_frame_of_a_segment():
     seen = set()
     for s in range(60):
