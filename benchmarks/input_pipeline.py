@@ -15,7 +15,12 @@ method once, in a rotating order), medians reported:
                 index entries, shuffle, TSN sampling, read the 3 sampled JPEGs, decode
                 their crops, flip, resize, batch (the default recipe, the paper's and
                 TSN's: no colour jitter).
-  pipeline_cj   the same with `color_jitter=True`.
+  pipeline_dev  the same with `augment_on="device"` (what `fit.py` uses on a GPU): per clip
+                only the square window holding the crop is decoded, batched as uint8 with
+                the crop boxes; resize and flip are left to the training step
+                (`augment.device_augment`, not timed here: on a GPU it is one
+                `crop_and_resize` per batch).
+  pipeline_cj   the same as pipeline with `color_jitter=True`.
   pipeline_whole  the same without the frame index: whole records (all ~105 JPEGs of a
                 clip) are read and parsed, the sampled JPEGs picked from them.
   decode        the decode-only limit: `tf.io.decode_jpeg` of the same kind of sampled
@@ -27,6 +32,7 @@ method once, in a rotating order), medians reported:
                 (`_pyav_sampled`: from the nearest keyframe, no wasted seeks) in a parallel
                 tf.data map over `tf.numpy_function`, then the pipeline's own crop / resize /
                 flip ops, batched.
+  pyav_dev_gopN the same, ending like pipeline_dev (square window and crop box, no resize).
   pool_gopN     PyAV sampled-frame decoding only (no augmentation) in 2 worker processes:
                 an upper bound for any on-the-fly PyAV loader on this 2-core machine.
   pyav_seq      on the fly as toolkits commonly do it (MMAction2's PyAVDecode in its
@@ -34,8 +40,12 @@ method once, in a rotating order), medians reported:
                 frame, every decoded frame converted to RGB, keep the sampled ones; then
                 the same ops as pyav_gopN. Its cost does not depend on the GOP (run on the
                 GOP-12 files; given one RGB thread, which is faster than PyAV's default).
+  pyav_dev_seq  pyav_seq ending like pipeline_dev.
+  dev_aug_on_cpu  `augment.device_augment` of pipeline_dev batches run on this CPU (only
+                its CPU time is meaningful: it is the cost a CPU-only run would pay).
 
-Targets (issue 3): pipeline / decode >= 0.8; pipeline / pyav >= 3. (c), prepare's speed,
+Targets (issue 3): pipeline / decode >= 0.8; pipeline / pyav >= 3. Each pipeline is
+compared with the on-the-fly loader that ends the same way (CPU or device augmentation). (c), prepare's speed,
 is measured by `benchmarks/prepare_speed.py` (`measure_prepare`) when that file exists.
 """
 
@@ -157,9 +167,11 @@ def _pyav_job(args):
     return time.process_time() - start
 
 
-def pyav_dataset(video_paths, num_frames: int, seed: int = 0,
-                 decoder=_pyav_sampled) -> tf.data.Dataset:
-    """On-the-fly decoding with the pipeline's own sampling and augmentation ops."""
+def pyav_dataset(video_paths, num_frames: int, seed: int = 0, decoder=_pyav_sampled,
+                 device: bool = False) -> tf.data.Dataset:
+    """On-the-fly decoding with the pipeline's own sampling and augmentation ops; with
+    `device`, like `augment_on="device"`: the clip's square window holding its crop and
+    the crop box, for `augment.device_augment`."""
     def load(index, path):
         seed_ = tf.random.experimental.stateless_fold_in(
             tf.constant([seed, 0], tf.int64), index)
@@ -167,11 +179,37 @@ def pyav_dataset(video_paths, num_frames: int, seed: int = 0,
         frames = tf.numpy_function(lambda p, i: decoder(p.decode(), i),
                                    [path, indices], tf.uint8, stateful=False)
         frames = tf.ensure_shape(frames, [NUM_SEGMENTS, HEIGHT, WIDTH, 3])
-        clip, _ = augment.augment_train_clip(frames, seed_, IMAGE_SIZE)
-        return clip, index
+        if not device:
+            clip, _ = augment.augment_train_clip(frames, seed_, IMAGE_SIZE)
+            return clip, index
+        draw = augment.draw_train_augmentation(HEIGHT, WIDTH, seed_)
+        window = augment.crop_window(HEIGHT, WIDTH, draw["crop_box"])
+        y, x, side, _ = tf.unstack(window)
+        inputs = {"frames": tf.ensure_shape(frames[:, y:y + side, x:x + side],
+                                            [NUM_SEGMENTS, HEIGHT, HEIGHT, 3]),
+                  "boxes": augment.canvas_box(draw["crop_box"], window, HEIGHT,
+                                              draw["flip"])}
+        return inputs, index
     ds = tf.data.Dataset.from_tensor_slices(video_paths).repeat().enumerate()
     ds = ds.map(load, tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def device_augment_cost(files, batches: int) -> tuple:
+    """What `augment.device_augment` costs when the "device" is this CPU: (clips/s,
+    CPU-ms per clip) of finishing `augment_on="device"` batches already in memory."""
+    data = pipeline.train_dataset(files, num_segments=NUM_SEGMENTS, image_size=IMAGE_SIZE,
+                                  batch_size=BATCH, seed=0, shuffle_buffer=16,
+                                  augment_on="device")
+    inputs = [x for x, _ in data.take(4)]
+    finish = tf.function(lambda x: augment.device_augment(x, IMAGE_SIZE))
+    finish(inputs[0])
+    start, cpu = time.perf_counter(), time.process_time()
+    for i in range(batches):
+        finish(inputs[i % len(inputs)]).numpy()
+    clips = batches * BATCH
+    return (clips / (time.perf_counter() - start),
+            1000 * (time.process_time() - cpu) / clips)
 
 
 def _options() -> tf.data.Options:
@@ -197,7 +235,8 @@ def decode_only_dataset(files, augmented: bool = False) -> tf.data.Dataset:
     def decode_augment(index, encoded):
         shape = tf.io.extract_jpeg_shape(encoded[0])
         draw = augment.draw_train_augmentation(
-            shape[0], shape[1], pipeline.clip_seeds(0, index)[1])
+            shape[0], shape[1],
+            tf.random.experimental.stateless_fold_in(tf.constant([0, 1], tf.int64), index))
         cropped = tf.stack([tf.io.decode_and_crop_jpeg(encoded[k], draw["crop_box"],
                                                        channels=3)
                             for k in range(NUM_SEGMENTS)])
@@ -270,13 +309,15 @@ def _methods(data: dict, pool, args) -> dict:
     """name -> a function that runs the method once and returns clips/s."""
     files, videos, n = data["files"], data["videos"], data["num_frames"]
 
-    def train(jitter, records=files, use_index=True):
+    def train(jitter, records=files, use_index=True, augment_on="cpu"):
         return lambda: pipeline.train_dataset(
             records, num_segments=NUM_SEGMENTS, image_size=IMAGE_SIZE, batch_size=BATCH,
-            seed=0, shuffle_buffer=16, color_jitter=jitter, use_index=use_index)
+            seed=0, shuffle_buffer=16, color_jitter=jitter, use_index=use_index,
+            augment_on=augment_on)
 
     makers = {"pipeline": train(False), "pipeline_cj": train(True),
               "pipeline_whole": train(False, use_index=False),
+              "pipeline_dev": train(False, augment_on="device"),
               "decode": lambda: decode_only_dataset(files),
               "decode_augment": lambda: decode_only_dataset(files, augmented=True)}
     methods = {name: (lambda m=m: clips_per_second(m, args.batches))
@@ -284,10 +325,16 @@ def _methods(data: dict, pool, args) -> dict:
     for gop, paths in videos.items():
         methods[f"pyav_gop{gop}"] = lambda p=paths: clips_per_second(
             lambda: pyav_dataset(p, n), args.batches)
+        methods[f"pyav_dev_gop{gop}"] = lambda p=paths: clips_per_second(
+            lambda: pyav_dataset(p, n, device=True), args.batches)
         methods[f"pool_gop{gop}"] = lambda p=paths: pool_clips_per_second(
             pool, p, n, args.batches * BATCH, seed=0)
     methods["pyav_seq"] = lambda: clips_per_second(
         lambda: pyav_dataset(videos[12], n, decoder=_pyav_sequential), args.batches)
+    methods["pyav_dev_seq"] = lambda: clips_per_second(
+        lambda: pyav_dataset(videos[12], n, decoder=_pyav_sequential, device=True),
+        args.batches)
+    methods["dev_aug_on_cpu"] = lambda: device_augment_cost(files, args.batches)
     return methods
 
 
@@ -307,22 +354,31 @@ def _report(results: dict) -> None:
     def ratio(a, b):
         return f"{speed[a] / speed[b]:.2f} by clips/s, {cost[b] / cost[a]:.2f} by CPU time"
     print(f"(a) pipeline / decode-only limit:    {ratio('pipeline', 'decode')}"
-          "   (target >= 0.8)")
+          "   (target >= 0.8; augmentation on the CPU)")
+    print(f"(a) pipeline_dev / decode-only limit: {ratio('pipeline_dev', 'decode')}"
+          "   (target >= 0.8; augment_on='device', what training on a GPU uses)")
     print(f"    pipeline_cj / decode-only limit: {ratio('pipeline_cj', 'decode')}")
     print(f"    pipeline_whole / decode-only limit: {ratio('pipeline_whole', 'decode')}"
           "   (no frame index)")
     print(f"    decode+augment / decode-only limit: {ratio('decode_augment', 'decode')}"
           "   (the ceiling with augmentation on the CPU)")
     print(f"    pipeline / decode+augment limit:    {ratio('pipeline', 'decode_augment')}")
+    print(f"    device_augment run on this CPU: {cost['dev_aug_on_cpu']:.2f} CPU-ms/clip "
+          f"(pipeline_dev + it: {cost['pipeline_dev'] + cost['dev_aug_on_cpu']:.2f}; the "
+          "reason augment_on='auto' picks 'cpu' without a GPU)")
     for gop in (12, 300):
         print(f"(b) pipeline / PyAV on the fly, GOP {gop:3d}:        "
               f"{ratio('pipeline', f'pyav_gop{gop}')}   (target >= 3)")
+        print(f"(b) pipeline_dev / PyAV on the fly (device aug.), GOP {gop:3d}: "
+              f"{ratio('pipeline_dev', f'pyav_dev_gop{gop}')}   (target >= 3)")
         print(f"    pipeline / PyAV decode-only (2 proc.), GOP {gop:3d}: "
               f"{ratio('pipeline', f'pool_gop{gop}')}")
         print(f"    pipeline_whole / PyAV on the fly, GOP {gop:3d}:  "
               f"{ratio('pipeline_whole', f'pyav_gop{gop}')}")
     print(f"(b) pipeline / PyAV sequential (toolkits' way):  {ratio('pipeline', 'pyav_seq')}"
           "   (target >= 3)")
+    print(f"(b) pipeline_dev / PyAV sequential (device aug.): "
+          f"{ratio('pipeline_dev', 'pyav_dev_seq')}   (target >= 3)")
 
 
 def main() -> None:

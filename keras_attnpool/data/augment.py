@@ -139,28 +139,29 @@ def augment_train_clip(frames: tf.Tensor, seed: tf.Tensor, image_size: int,
 def crop_window(height: tf.Tensor, width: tf.Tensor, crop_box: tf.Tensor) -> tf.Tensor:
     """The square window (y, x, side, side), side = min(height, width), that holds
     `crop_box` (whose sides are at most the short side), centred on it where the frame
-    allows: int32 [4]."""
+    allows: int32 [4] (or [..., 4] for a batch: height, width [...], crop_box [..., 4])."""
     height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
     side = tf.minimum(height, width)
-    y, x, h, w = tf.unstack(tf.cast(crop_box, tf.int32))
+    y, x, h, w = tf.unstack(tf.cast(crop_box, tf.int32), 4, axis=-1)
     # h, w <= side, so the centred window holds the crop, and shifting it back inside the
     # frame keeps it holding the crop.
     window_y = tf.clip_by_value(y + (h - side) // 2, 0, height - side)
     window_x = tf.clip_by_value(x + (w - side) // 2, 0, width - side)
-    return tf.stack([window_y, window_x, side, side])
+    return tf.stack([window_y, window_x, side, side], axis=-1)
 
 
 def canvas_box(crop_box: tf.Tensor, window: tf.Tensor, canvas: int,
                flip: tf.Tensor) -> tf.Tensor:
     """The `tf.image.crop_and_resize` box (y1, x1, y2, x2) of `crop_box` on a canvas of
-    side `canvas` whose top-left corner holds `window`: float32 [4]. The box runs from the
-    crop's first pixel centre to its last (corners aligned); x1 > x2 mirrors the crop."""
-    y, x, h, w = tf.unstack(tf.cast(crop_box, tf.float32))
-    top, left = tf.cast(window[0], tf.float32), tf.cast(window[1], tf.float32)
+    side `canvas` whose top-left corner holds `window`: float32 [4] (or [..., 4]). The box
+    runs from the crop's first pixel centre to its last (corners aligned); x1 > x2
+    mirrors the crop."""
+    y, x, h, w = tf.unstack(tf.cast(crop_box, tf.float32), 4, axis=-1)
+    top, left = tf.unstack(tf.cast(window[..., :2], tf.float32), 2, axis=-1)
     scale = float(max(canvas - 1, 1))
     y1, y2 = (y - top) / scale, (y - top + h - 1.0) / scale
     x1, x2 = (x - left) / scale, (x - left + w - 1.0) / scale
-    return tf.stack([y1, tf.where(flip, x2, x1), y2, tf.where(flip, x1, x2)])
+    return tf.stack([y1, tf.where(flip, x2, x1), y2, tf.where(flip, x1, x2)], axis=-1)
 
 
 def device_augment(inputs: Dict[str, tf.Tensor], image_size: int) -> tf.Tensor:

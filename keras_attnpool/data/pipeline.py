@@ -216,33 +216,23 @@ def _to_canvas(frames: tf.Tensor, side: tf.Tensor, canvas: int) -> tf.Tensor:
 
 
 def _train_clip(clip: dict, spec: _Spec) -> dict:
-    """One clip of a batch: draw its augmentation from its uniforms, decode its sampled
-    JPEGs (only the crop, or with augment_on="device" only the square window holding it),
-    and augment them (or leave that to `augment.device_augment`)."""
+    """One clip of a batch, whose draw is made: decode its sampled JPEGs (only the crop,
+    or with augment_on="device" only the square window holding it) and augment them (or
+    leave that to `augment.device_augment`)."""
     encoded = clip["encoded"]
-    # The JPEG header gives the frame size without decoding anything.
-    shape = tf.io.extract_jpeg_shape(encoded[0])
-    draw = augment.draw_from_uniforms(shape[0], shape[1], clip["u"], spec.scales,
-                                      spec.max_distort)
-    if not spec.flip:  # for classes that a mirror image changes (digits, text, left/right)
-        draw["flip"] = tf.constant(False)
     if spec.augment_on == "device":
-        window = augment.crop_window(shape[0], shape[1], draw["crop_box"])
+        window = clip["window"]
         out = {"frames": _to_canvas(_decode(encoded, spec.num_frames, window), window[2],
-                                    spec.canvas),
-               "boxes": augment.canvas_box(draw["crop_box"], window, spec.canvas,
-                                           draw["flip"])}
-        if spec.color_jitter:
-            out["color"] = draw["color"]
+                                    spec.canvas)}
     else:
-        cropped = _decode(encoded, spec.num_frames, draw["crop_box"])
-        out = {"frames": augment.apply_train_augmentation(cropped, draw, spec.image_size,
+        cropped = _decode(encoded, spec.num_frames, clip["crop_box"])
+        out = {"frames": augment.apply_train_augmentation(cropped, clip, spec.image_size,
                                                           spec.color_jitter)}
     if spec.heatmap_size is not None:
         people = sampling.people_keypoints(clip["keypoints"])
         out["heatmaps"] = heatmaps.keypoint_heatmaps(
-            people.to_tensor(shape=[spec.num_frames, None, NUM_JOINTS, 3]), draw["crop_box"],
-            draw["flip"], shape[1], spec.heatmap_size, spec.heatmap_shape)
+            people.to_tensor(shape=[spec.num_frames, None, NUM_JOINTS, 3]), clip["crop_box"],
+            clip["flip"], clip["width"], spec.heatmap_size, spec.heatmap_shape)
     return out
 
 
@@ -250,10 +240,7 @@ def _clip_signature(spec: _Spec) -> dict:
     """What `_train_clip` returns, as TensorSpecs (for `tf.map_fn`)."""
     t = spec.num_frames
     if spec.augment_on == "device":
-        out = {"frames": tf.TensorSpec([t, spec.canvas, spec.canvas, 3], tf.uint8),
-               "boxes": tf.TensorSpec([4], tf.float32)}
-        if spec.color_jitter:
-            out["color"] = tf.TensorSpec([4], tf.float32)
+        out = {"frames": tf.TensorSpec([t, spec.canvas, spec.canvas, 3], tf.uint8)}
     else:
         out = {"frames": tf.TensorSpec([t, spec.image_size, spec.image_size, 3], tf.float32)}
     if spec.heatmap_size is not None:
@@ -265,7 +252,8 @@ def _train_batch(index: tf.Tensor, batch: Tuple[tf.Tensor, tf.Tensor], spec: _Sp
     """The `index`-th batch of (shard, serialized) pairs -> a training element.
 
     Parsing, frame sampling, the draws and (with indexes) reading the sampled JPEGs are
-    done for the whole batch at once; decoding and augmenting, per clip in `tf.map_fn`.
+    done for the whole batch at once; decoding and augmenting, per clip in `tf.map_fn`
+    (a few ops per clip: each op costs microseconds however small its work).
     """
     shards, serialized = batch
     keypoints = spec.heatmap_size is not None
@@ -279,11 +267,27 @@ def _train_batch(index: tf.Tensor, batch: Tuple[tf.Tensor, tf.Tensor], spec: _Sp
             _gather_rows(records["frame_lengths"], indices))
     else:
         encoded = _gather_rows(records["frames"], indices)
-    clips = {"encoded": encoded, "u": u[:, t:]}
+    # The JPEG headers give the frame sizes without decoding anything; the draws are
+    # then made for the whole batch at once.
+    shapes = tf.map_fn(tf.io.extract_jpeg_shape, encoded[:, 0],
+                       fn_output_signature=tf.TensorSpec([3], tf.int32))
+    height, width = shapes[:, 0], shapes[:, 1]
+    draw = augment.draw_from_uniforms(height, width, u[:, t:], spec.scales, spec.max_distort)
+    if not spec.flip:  # for classes that a mirror image changes (digits, text, left/right)
+        draw["flip"] = tf.zeros_like(draw["flip"])
+    clips = {"encoded": encoded, **draw, "width": width}
+    extra = {}
+    if spec.augment_on == "device":
+        clips["window"] = augment.crop_window(height, width, draw["crop_box"])
+        extra["boxes"] = augment.canvas_box(draw["crop_box"], clips["window"], spec.canvas,
+                                            draw["flip"])
+        if spec.color_jitter:
+            extra["color"] = draw["color"]
     if keypoints:
         clips["keypoints"] = tf.gather(records["keypoints"], indices, batch_dims=1)
     out = tf.map_fn(lambda clip: _train_clip(clip, spec), clips,
                     fn_output_signature=_clip_signature(spec))
+    out.update(extra)
     if spec.image_mode:
         out = {key: value[:, 0] if value.shape.rank > 2 else value
                for key, value in out.items()}
