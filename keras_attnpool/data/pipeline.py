@@ -50,6 +50,7 @@ from keras_attnpool.data.record_format import (CONTEXT_SPEC, NUM_JOINTS,
 
 AUTOTUNE = tf.data.AUTOTUNE
 AUGMENT_ON = ("cpu", "device")
+INDEX_IN_MEMORY_BYTES = 64 * 2**20
 Records = Union[str, Sequence[str]]
 
 
@@ -307,18 +308,23 @@ def _records(shard: tf.Tensor, indexed: bool) -> tf.data.Dataset:
     return records.map(lambda r: (shard, r))
 
 
-def _read(files: Sequence[str], seed: Optional[int], cycle_length: int,
-          input_context: Optional[tf.distribute.InputContext], repeat: bool,
+def _pipeline_files(files: Sequence[str],
+                    input_context: Optional[tf.distribute.InputContext]) -> list:
+    """The files this input pipeline reads: all of them, or its disjoint share when the
+    strategy calls the dataset function once per pipeline (host)."""
+    if input_context is None or input_context.num_input_pipelines == 1:
+        return list(files)
+    count = input_context.num_input_pipelines
+    if len(files) < count:
+        raise ValueError(f"{len(files)} record files for {count} input pipelines; prepare "
+                         "with more shards")
+    return list(files)[input_context.input_pipeline_id::count]
+
+
+def _read(files: Sequence[str], seed: Optional[int], cycle_length: int, repeat: bool,
           indexed: bool) -> tf.data.Dataset:
     """Files -> (shard, serialized) pairs, shuffled across shards when `seed` is given."""
     ds = tf.data.Dataset.from_tensor_slices(list(files))
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        # One disjoint subset of the files per input pipeline (host) when the strategy
-        # calls us once per pipeline (`distribute_datasets_from_function`).
-        if len(files) < input_context.num_input_pipelines:
-            raise ValueError(f"{len(files)} record files for {input_context.num_input_pipelines}"
-                             " input pipelines; prepare with more shards")
-        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if seed is not None:
         # File order first: records of one shard are neighbours, so a record-level buffer
         # alone would mix only a few shards.
@@ -329,6 +335,35 @@ def _read(files: Sequence[str], seed: Optional[int], cycle_length: int,
     return ds.interleave(lambda shard: _records(shard, indexed),
                          cycle_length=min(cycle_length, len(files)),
                          block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def _index_in_memory(files: Sequence[str], index_in_memory: Optional[bool]) -> bool:
+    """Whether training holds the frame indexes in memory: asked for, or (None) when all
+    of them together take at most INDEX_IN_MEMORY_BYTES."""
+    if index_in_memory is not None:
+        return bool(index_in_memory)
+    size = sum(tf.io.gfile.stat(frame_index.index_path(f)).length for f in files)
+    return size <= INDEX_IN_MEMORY_BYTES
+
+
+def _read_index_in_memory(files: Sequence[str], seed: Optional[int],
+                          repeat: bool) -> tf.data.Dataset:
+    """Every index entry of `files`, loaded now: (shard, entry) pairs, in a new uniformly
+    random order each epoch when `seed` is given (a shuffle of the whole dataset, which a
+    stream of records can only approximate)."""
+    shards, entries = [], []
+    for shard in files:
+        for chunk in tf.data.TFRecordDataset(frame_index.index_path(shard)).batch(4096):
+            chunk = chunk.numpy().tolist()
+            entries += chunk
+            shards += [shard] * len(chunk)
+    if not entries:
+        raise ValueError(f"{files[0]} ... {files[-1]}: no records in these files; rerun "
+                         "training/prepare.py")
+    ds = tf.data.Dataset.from_tensor_slices((shards, entries))
+    if seed is not None:
+        ds = ds.shuffle(len(entries), seed=seed, reshuffle_each_iteration=True)
+    return ds.repeat() if repeat else ds
 
 
 def input_error_message(error: BaseException) -> Optional[str]:
@@ -386,8 +421,8 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                   repeat: bool = True, drop_remainder: bool = True, cycle_length: int = 8,
                   input_context: Optional[tf.distribute.InputContext] = None,
                   use_index: Optional[bool] = None, skip_batches: int = 0,
-                  augment_on: str = "cpu", canvas_size: Optional[int] = None
-                  ) -> tf.data.Dataset:
+                  augment_on: str = "cpu", canvas_size: Optional[int] = None,
+                  index_in_memory: Optional[bool] = None) -> tf.data.Dataset:
     """The training pipeline (module docstring: element structure and determinism).
 
     Args:
@@ -401,9 +436,9 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
         with_keypoints: add pose heatmap targets (the records must carry keypoints).
         heatmap_size: the model's feature-map size (int or (h, w)); needed with keypoints.
         heatmap_shape: "disk" (the paper) or "gaussian".
-        shuffle_buffer: records held for shuffling (without frame indexes a record is a
-            whole clip of JPEGs, about 2 MB for 3 s of 256-px video; with them, an index
-            entry of about 1 kB).
+        shuffle_buffer: records held for shuffling when they are streamed (without frame
+            indexes a record is a whole clip of JPEGs, about 2 MB for 3 s of 256-px video;
+            with them, an index entry of about 1 kB).
         scales, max_distort: the multi-scale crop (`augment.paper_image_scales(450, 480)` and
             max_distort=0 give the paper's image recipe).
         color_jitter: brightness/contrast/saturation/hue jitter, one draw per clip. Off by
@@ -430,6 +465,10 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
         canvas_size: the window canvas side for augment_on="device" (frames with a smaller
             short side are padded); default: prepare's short side from the manifest next
             to the shards, else the first record's short side.
+        index_in_memory: hold the frame indexes in memory (with use of the index): the
+            records are then shuffled as a whole each epoch (`shuffle_buffer` and
+            `cycle_length` unused) and read without a per-record file stage. None: when
+            the indexes take at most INDEX_IN_MEMORY_BYTES (64 MiB: about 60,000 clips).
     """
     size = _heatmap_size(image_mode, num_segments, with_keypoints, heatmap_size)
     if augment_on not in AUGMENT_ON:
@@ -446,10 +485,15 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                  _is_multi_label(first) if multi_label is None else multi_label,
                  image_mode, seed, tuple(scales), max_distort, color_jitter, size,
                  heatmap_shape, flip, indexed, augment_on, int(canvas_size or 0), pipeline_id)
-    ds = _read(files, seed, cycle_length, input_context, repeat, indexed)
-    # Records of the interleaved shards are mixed further in a buffer (of ~1 kB index
-    # entries, or of whole clips without indexes).
-    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    files = _pipeline_files(files, input_context)
+    if indexed and _index_in_memory(files, index_in_memory):
+        # Small enough to hold: shuffled whole, and no per-record reading.
+        ds = _read_index_in_memory(files, seed, repeat)
+    else:
+        ds = _read(files, seed, cycle_length, repeat, indexed)
+        # Records of the interleaved shards are mixed further in a buffer (of ~1 kB
+        # index entries, or of whole clips without indexes).
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     # Batches are formed before anything is parsed: every later step works on a whole
     # batch, which costs far fewer op launches per clip than one clip at a time.
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -536,7 +580,8 @@ def eval_dataset(records: Records, *, image_size: int, batch_size: int,
     if multi_label is None:
         multi_label = _is_multi_label(_first_record(files, indexed))
     spec = _Spec(test_frames, image_size, multi_label, image_mode, indexed=indexed)
-    ds = _read(files, None, cycle_length, input_context, repeat=False, indexed=indexed)
+    ds = _read(_pipeline_files(files, input_context), None, cycle_length, repeat=False,
+               indexed=indexed)
     ds = ds.map(lambda *r: _eval_example(r, spec, resize_short, views), AUTOTUNE,
                 deterministic=True)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)

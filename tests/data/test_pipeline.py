@@ -111,23 +111,21 @@ def test_sampled_frames_lie_in_their_segments_for_every_clip(video_records):
 
 
 def test_the_pipeline_decodes_only_the_sampled_frames(tmp_path, indexed):
-    # One shard, no record shuffling: record i is row i of the first batch, so its frames
-    # come from row i of batch_uniforms(seed, 0, ...). Every other frame is garbage.
+    # Row b of the first batch samples its frames with row b of batch_uniforms(seed, 0,
+    # ...), whichever video lands there. Frames no row can sample are garbage.
     lengths = [30, 17, 40, 25]
     uniforms = pipeline.batch_uniforms(7, 0, 4, 3)[:, :3]
-    videos = []
-    for v, n in enumerate(lengths):
-        chosen = sampling.segment_indices_from_uniforms(n, uniforms[v]).numpy()
-        videos.append({"jpeg_frames": [flat_frame(v, t) if t in chosen else GARBAGE
-                                       for t in range(n)], "label": v})
-        videos[-1]["expected"] = chosen
-    expected = [video.pop("expected") for video in videos]
+    chosen = [[sampling.segment_indices_from_uniforms(n, uniforms[b]).numpy().tolist()
+               for b in range(4)] for n in lengths]
+    videos = [{"jpeg_frames": [flat_frame(v, t) if any(t in row for row in chosen[v])
+                               else GARBAGE for t in range(n)], "label": v}
+              for v, n in enumerate(lengths)]
     files = write_shards(tmp_path, videos, index=indexed)
     frames, label = next(iter(train(files, shuffle_buffer=1, batch_size=4)))
-    assert label.numpy().tolist() == [0, 1, 2, 3]
-    for v in range(4):
-        got = [identify(frames[v, s, 8, 8].numpy()) for s in range(3)]
-        assert got == [(v, int(t)) for t in expected[v]]
+    assert sorted(label.numpy().tolist()) == [0, 1, 2, 3]
+    for b, v in enumerate(label.numpy().tolist()):
+        got = [identify(frames[b, s, 8, 8].numpy()) for s in range(3)]
+        assert got == [(v, t) for t in chosen[v][b]]
 
 
 def test_eval_decodes_only_the_uniform_frames_and_fails_on_a_bad_sampled_one(tmp_path,
@@ -172,7 +170,8 @@ def test_skipped_records_are_not_decoded(tmp_path, indexed):
     # The first batch's records hold undecodable frames: skipping it must not touch them.
     videos = [{"jpeg_frames": [GARBAGE] * 4, "label": 0}] * 2 + [(4, 1)] * 2
     files = write_shards(tmp_path, videos, index=indexed)
-    _, label = next(iter(train(files, shuffle_buffer=1, batch_size=2, skip_batches=1)))
+    _, label = next(iter(train(files, shuffle_buffer=1, batch_size=2, skip_batches=1,
+                               index_in_memory=False)))  # streamed: in file order
     assert label.numpy().tolist() == [1, 1]
 
 
@@ -182,6 +181,30 @@ def test_one_epoch_has_every_record_once_shuffled_across_shards(video_records):
     assert sorted(labels.tolist()) == list(range(len(LENGTHS)))
     # Unshuffled, the interleave reads shard 0, 1, 2 in turn: 0, 1, 2, 3, 4, ...
     assert labels.tolist() != list(range(len(LENGTHS)))
+
+
+def test_an_index_in_memory_is_shuffled_whole_each_epoch(tmp_path):
+    # 24 clips in 3 shards; batches of 4 over two epochs (12 batches).
+    files = write_shards(tmp_path, [(3, v) for v in range(24)], shards=3, index=True)
+
+    def labels(**kwargs):
+        ds = train(files, batch_size=4, **kwargs).take(12)
+        return np.concatenate([label.numpy() for _, label in ds]).tolist()
+    held, streamed = labels(), labels(index_in_memory=False)
+    assert sorted(held[:24]) == sorted(held[24:]) == list(range(24))  # exact epochs
+    assert held[:24] != held[24:]            # a new order each epoch
+    assert held == labels()                  # the same given the seed
+    assert held != labels(seed=8)
+    # Streamed, a buffer of 8 lets a record move only a few places; held, anywhere.
+    def largest_jump(order):
+        return max(abs(i - order.index(v)) for i, v in enumerate(sorted(set(order))))
+    assert largest_jump(streamed[:24]) < largest_jump(held[:24])
+    # Above the size limit, the indexes are streamed.
+    pipeline.INDEX_IN_MEMORY_BYTES, limit = 0, pipeline.INDEX_IN_MEMORY_BYTES
+    try:
+        assert labels() == streamed
+    finally:
+        pipeline.INDEX_IN_MEMORY_BYTES = limit
 
 
 def test_every_frame_of_a_clip_gets_the_same_augmentation(tmp_path):
