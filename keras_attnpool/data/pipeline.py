@@ -13,7 +13,9 @@ Where the shards have frame indexes (`frame_index`; `prepare` writes them), "rea
 "parse" work on the small index entries and only the sampled JPEGs are read from the
 shards; otherwise whole records are read and the sampled JPEGs picked from them. Both give
 the same batches; the index saves reading, checksumming and copying the ~97 frames of a
-100-frame clip that a 3-segment sample does not use.
+100-frame clip that a 3-segment sample does not use. Training holds indexes of up to
+`INDEX_IN_MEMORY_BYTES` in memory (HMDB51's take a few MB): then the whole dataset is
+shuffled each epoch, where streamed records are only mixed in a buffer.
 
 Training elements (batched):
     video:  frames float32 [B, T, S, S, 3] in [0, 255], label
