@@ -205,28 +205,35 @@ def _gather_rows(values: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
     return out.to_tensor() if isinstance(out, tf.RaggedTensor) else out
 
 
+def _check_windows(sides: tf.Tensor, canvas: int) -> tf.Tensor:
+    """Whether any of a batch's windows (sides [B]) is smaller than the canvas and must be
+    padded; fails for a window larger than the canvas."""
+    tf.debugging.assert_less_equal(
+        sides, canvas, message=f"a frame's short side is larger than the canvas ({canvas} "
+        "px) of augment_on='device'; pass canvas_size=<the records' largest short side>")
+    return tf.reduce_any(sides < canvas)
+
+
 def _to_canvas(frames: tf.Tensor, side: tf.Tensor, canvas: int) -> tf.Tensor:
     """Square windows [T, side, side, 3] -> [T, canvas, canvas, 3], padded at the bottom
-    and right when the frames' short side is below the canvas."""
-    tf.debugging.assert_less_equal(
-        side, canvas, message=f"a frame's short side is larger than the canvas ({canvas} "
-        "px) of augment_on='device'; pass canvas_size=<the records' largest short side>")
+    and right (side <= canvas)."""
     pad = canvas - side
-    frames = tf.cond(pad > 0,
-                     lambda: tf.pad(frames, [[0, 0], [0, pad], [0, pad], [0, 0]]),
-                     lambda: frames)
+    frames = tf.pad(frames, [[0, 0], [0, pad], [0, pad], [0, 0]])
     return tf.ensure_shape(frames, [None, canvas, canvas, 3])
 
 
-def _train_clip(clip: dict, spec: _Spec) -> dict:
+def _train_clip(clip: dict, spec: _Spec, pad: bool = False) -> dict:
     """One clip of a batch, whose draw is made: decode its sampled JPEGs (only the crop,
-    or with augment_on="device" only the square window holding it) and augment them (or
-    leave that to `augment.device_augment`)."""
+    or with augment_on="device" only the square window holding it, padded to the canvas
+    if `pad`) and augment them (or leave that to `augment.device_augment`)."""
     encoded = clip["encoded"]
     if spec.augment_on == "device":
         window = clip["window"]
-        out = {"frames": _to_canvas(_decode(encoded, spec.num_frames, window), window[2],
-                                    spec.canvas)}
+        frames = _decode(encoded, spec.num_frames, window)
+        if pad:
+            frames = _to_canvas(frames, window[2], spec.canvas)
+        out = {"frames": tf.ensure_shape(frames, [spec.num_frames, spec.canvas, spec.canvas,
+                                                  3])}
     else:
         cropped = _decode(encoded, spec.num_frames, clip["crop_box"])
         out = {"frames": augment.apply_train_augmentation(cropped, clip, spec.image_size,
@@ -278,7 +285,10 @@ def _train_batch(index: tf.Tensor, batch: Tuple[tf.Tensor, tf.Tensor], spec: _Sp
     draw = augment.draw_from_uniforms(height, width, u[:, t:], spec.scales, spec.max_distort)
     if not spec.flip:  # for classes that a mirror image changes (digits, text, left/right)
         draw["flip"] = tf.zeros_like(draw["flip"])
-    clips = {"encoded": encoded, **draw, "width": width}
+    # Only what `_train_clip` reads is passed to it (tf.map_fn unstacks every input).
+    clips = {"encoded": encoded}
+    if spec.augment_on == "cpu":
+        clips.update(crop_box=draw["crop_box"], flip=draw["flip"], color=draw["color"])
     extra = {}
     if spec.augment_on == "device":
         clips["window"] = augment.crop_window(height, width, draw["crop_box"])
@@ -287,9 +297,18 @@ def _train_batch(index: tf.Tensor, batch: Tuple[tf.Tensor, tf.Tensor], spec: _Sp
         if spec.color_jitter:
             extra["color"] = draw["color"]
     if keypoints:
-        clips["keypoints"] = tf.gather(records["keypoints"], indices, batch_dims=1)
-    out = tf.map_fn(lambda clip: _train_clip(clip, spec), clips,
-                    fn_output_signature=_clip_signature(spec))
+        clips.update(crop_box=draw["crop_box"], flip=draw["flip"], width=width,
+                     keypoints=tf.gather(records["keypoints"], indices, batch_dims=1))
+
+    def decode_clips(pad: bool = False):
+        return tf.map_fn(lambda clip: _train_clip(clip, spec, pad), clips,
+                         fn_output_signature=_clip_signature(spec))
+    if spec.augment_on == "device":
+        # Frames with a short side below the canvas are padded; checked once per batch.
+        out = tf.cond(_check_windows(clips["window"][:, 2], spec.canvas),
+                      lambda: decode_clips(pad=True), decode_clips)
+    else:
+        out = decode_clips()
     out.update(extra)
     if spec.image_mode:
         out = {key: value[:, 0] if value.shape.rank > 2 else value
