@@ -1,6 +1,6 @@
 """Input pipeline speed: prepared records against the decode-only limit and PyAV on the fly.
 
-    python benchmarks/input_pipeline.py               # ~7 min on 2 CPU cores
+    python benchmarks/input_pipeline.py               # ~10 min on 2 CPU cores
     python benchmarks/input_pipeline.py --videos=8 --repeats=3 --batches=15   # ~1 min
 
 Writes HMDB51-like clips with PyAV into a temp dir: 320x240 mpeg4 .avi, 3.5 s at 30 fps,
@@ -9,7 +9,8 @@ most favourable case for on-the-fly decoding) and with a GOP of 300 (XviD's defa
 keyframe interval; HMDB51's .avi files are XviD/DivX, so a 3.5 s clip usually has one
 keyframe). Prepared records hold JPEG frames (short side 256, quality 90), with the frame
 index that prepare writes beside each shard. Then, interleaved (every repeat runs every
-method once, in a rotating order), medians reported:
+method once, in a rotating order, each for at least --batches batches and one second),
+medians reported:
 
   pipeline      `train_dataset(num_segments=3, image_size=224, batch_size=8)`: read the
                 index entries, shuffle, TSN sampling, read the 3 sampled JPEGs, decode
@@ -249,15 +250,19 @@ def decode_only_dataset(files, augmented: bool = False) -> tf.data.Dataset:
     return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
-def clips_per_second(make_dataset, batches: int) -> tuple:
-    """(clips per second, CPU milliseconds per clip, all threads of this process)."""
+def clips_per_second(make_dataset, batches: int, min_seconds: float = 1.0) -> tuple:
+    """(clips per second, CPU milliseconds per clip, all threads of this process): at least
+    `batches` batches and at least `min_seconds` (fast methods would otherwise be timed
+    over a fraction of a second, where the machine's noise dominates)."""
     iterator = iter(make_dataset())
     for _ in range(2):  # start-up (threads, tracing, filling buffers) is not throughput
         next(iterator)
     start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(batches):
+    done = 0
+    while done < batches or time.perf_counter() - start < min_seconds:
         tf.nest.map_structure(lambda t: t.numpy(), next(iterator))
-    clips = batches * BATCH
+        done += 1
+    clips = done * BATCH
     return (clips / (time.perf_counter() - start),
             1000 * (time.process_time() - cpu) / clips)
 
