@@ -46,8 +46,9 @@ medians reported:
                 its CPU time is meaningful: it is the cost a CPU-only run would pay).
 
 Targets (issue 3): pipeline / decode >= 0.8; pipeline / pyav >= 3. Each pipeline is
-compared with the on-the-fly loader that ends the same way (CPU or device augmentation). (c), prepare's speed,
-is measured by `benchmarks/prepare_speed.py` (`measure_prepare`) when that file exists.
+compared with the on-the-fly loader that ends the same way (CPU or device augmentation).
+(c), prepare's speed, is measured by `benchmarks/prepare_speed.py` (`measure_prepare`)
+when that file exists.
 """
 
 import argparse

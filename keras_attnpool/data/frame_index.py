@@ -20,9 +20,10 @@ verbatim inside the serialised SequenceExample. `prepare` writes the index next 
 shard of `record_format` records.
 
 The pipelines read frames with `read_frames` and `read_frame_batch` (positioned reads,
-`os.pread`, in a `tf.numpy_function`; training reads a whole batch's frames in one call). Records read this way skip TFRecord's checksum, so every frame read is
-checked to start with a JPEG start-of-image marker: an index that does not match its shard
-(a shard replaced after prepare) fails with a message naming both files.
+`os.pread`, in a `tf.numpy_function`; training reads a whole batch's frames in one call).
+Records read this way skip TFRecord's checksum, so every frame read is checked to start
+with a JPEG start-of-image marker: an index that does not match its shard (a shard
+replaced after prepare) fails with a message naming both files.
 """
 
 from __future__ import annotations

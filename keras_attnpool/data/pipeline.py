@@ -47,8 +47,8 @@ from typing import Optional, Sequence, Tuple, Union
 import tensorflow as tf
 
 from keras_attnpool.data import augment, frame_index, heatmaps, sampling
-from keras_attnpool.data.record_format import (CONTEXT_SPEC, NUM_JOINTS,
-                                                SEQUENCE_SPEC, parse_example)
+from keras_attnpool.data.record_format import (
+    CONTEXT_SPEC, NUM_JOINTS, SEQUENCE_SPEC, parse_example)
 
 AUTOTUNE = tf.data.AUTOTUNE
 AUGMENT_ON = ("cpu", "device")

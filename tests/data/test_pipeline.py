@@ -45,8 +45,8 @@ def write_shards(directory, videos, shards=1, split="train", index=False):
             num_frames, label = video
             video = {"jpeg_frames": [flat_frame(v, t) for t in range(num_frames)],
                      "label": label}
-        writers[v % shards].write(encode_example(f"video{v}", **{"height": H, "width": W,
-                                                                   **video}))
+        video = {"height": H, "width": W, **video}
+        writers[v % shards].write(encode_example(f"video{v}", **video))
     for w in writers:
         w.close()
     if index:
@@ -196,6 +196,7 @@ def test_an_index_in_memory_is_shuffled_whole_each_epoch(tmp_path):
     assert held == labels()                  # the same given the seed
     assert held != labels(seed=8)
     # Streamed, a buffer of 8 lets a record move only a few places; held, anywhere.
+
     def largest_jump(order):
         return max(abs(i - order.index(v)) for i, v in enumerate(sorted(set(order))))
     assert largest_jump(streamed[:24]) < largest_jump(held[:24])
