@@ -133,8 +133,9 @@ def _crop_scales(config: ExperimentConfig) -> tuple:
 def augment_on(config: ExperimentConfig) -> str:
     """Where training augmentation is finished: "device" (the training step resamples
     the decoded windows, `augment.device_augment`) or "cpu" (the pipeline does it all).
-    "auto" picks "device" when TensorFlow sees a GPU: there it costs little and takes about a
-    third off the CPU time per clip; on a CPU the pipeline's own resize is the cheaper."""
+    "auto" picks "device" when TensorFlow sees a GPU: about a third less CPU time per clip
+    (benchmarks/input_pipeline.py), the resampling moving to the GPU; on a CPU alone the
+    pipeline's own resize is the cheaper."""
     if config.augment_on not in ("auto", *pipeline.AUGMENT_ON):
         raise ValueError(f"--augment_on={config.augment_on}: use auto, cpu or device")
     if config.augment_on != "auto":
