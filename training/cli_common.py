@@ -17,11 +17,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _saved_stderr = None
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Prints `<program>: error: <message>` (its first line) and exits with `code`."""
+def _print_error(message: str) -> None:
+    """Prints `<program>: error: <message>` (its first line) on stderr."""
     restore_stderr()
     first_line = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
     print(f"{os.path.basename(sys.argv[0])}: error: {first_line}", file=sys.stderr)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Prints `<program>: error: <message>` (its first line) and exits with `code`."""
+    _print_error(message)
     sys.exit(code)
 
 
@@ -39,12 +44,10 @@ def fail_on_input_error(error: BaseException) -> None:
     message = input_error_message(error)
     if message is None:
         raise error
-    try:
-        fail(message)
-    except SystemExit as exit_:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exit_.code)
+    _print_error(message)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(2)
 
 
 def parse_flags(argv):

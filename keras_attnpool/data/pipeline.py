@@ -140,8 +140,12 @@ def _first_record(files: Sequence[str], indexed: bool) -> dict:
     """The first record's features (an index entry's when indexed)."""
     for item in _records(tf.constant(files[0]), indexed).take(1):
         return _parse(item, indexed)
-    raise ValueError(f"{files[0]} ... {files[-1]}: no records in these files; rerun "
-                     "training/prepare.py")
+    raise _no_records(files)
+
+
+def _no_records(files: Sequence[str]) -> ValueError:
+    return ValueError(f"{files[0]} ... {files[-1]}: no records in these files; rerun "
+                      "training/prepare.py")
 
 
 def _is_multi_label(record: dict) -> bool:
@@ -287,10 +291,10 @@ def _train_batch(index: tf.Tensor, batch: Tuple[tf.Tensor, tf.Tensor], spec: _Sp
         draw["flip"] = tf.zeros_like(draw["flip"])
     # Only what `_train_clip` reads is passed to it (tf.map_fn unstacks every input).
     clips = {"encoded": encoded}
+    extra = {}
     if spec.augment_on == "cpu":
         clips.update(crop_box=draw["crop_box"], flip=draw["flip"], color=draw["color"])
-    extra = {}
-    if spec.augment_on == "device":
+    else:
         clips["window"] = augment.crop_window(height, width, draw["crop_box"])
         extra["boxes"] = augment.canvas_box(draw["crop_box"], clips["window"], spec.canvas,
                                             draw["flip"])
@@ -379,8 +383,7 @@ def _read_index_in_memory(files: Sequence[str], seed: Optional[int],
             entries += chunk
             shards += [shard] * len(chunk)
     if not entries:
-        raise ValueError(f"{files[0]} ... {files[-1]}: no records in these files; rerun "
-                         "training/prepare.py")
+        raise _no_records(files)
     ds = tf.data.Dataset.from_tensor_slices((shards, entries))
     if seed is not None:
         ds = ds.shuffle(len(entries), seed=seed, reshuffle_each_iteration=True)
