@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_attnpool import build_action_model
+from keras_attnpool.data import augment
 from keras_attnpool.trainer.loop import NonFiniteLossError, TrainConfig, Trainer
 from keras_attnpool.trainer.objectives import make_loss, multi_label_loss
 from keras_attnpool.trainer.strategy import make_strategy
@@ -125,6 +126,32 @@ def test_mixed_precision_trains_with_loss_scaling(tmp_path):
     result = trainer.fit(_dataset_fn)
     assert result["step"] == 3 and np.isfinite(result["loss"])
     assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def _device_batches(start):
+    """`augment_on="device"` batches: uint8 windows on a 24-px canvas and crop boxes, for a
+    model that takes 16-px frames (it fails unless the preprocessing runs first)."""
+    rng = np.random.default_rng(0)
+    windows = rng.integers(0, 256, (64, 24, 24, 3)).astype("uint8")
+    boxes = np.tile(np.array([[0.0, 0.6, 0.6, 0.0]], "float32"), [64, 1])  # a flipped crop
+    labels = rng.integers(0, 3, 64)
+    return (tf.data.Dataset.from_tensor_slices(({"frames": windows, "boxes": boxes}, labels))
+            .repeat().batch(8).skip(start))
+
+
+def test_mixed_precision_trains_on_device_augmented_batches(tmp_path):
+    keras.config.set_dtype_policy("mixed_float16")
+    keras.utils.set_random_seed(0)
+    trainer = Trainer(
+        make_strategy("one_device"),
+        lambda: build_action_model(3, backbone="tiny", head="attention", input_shape=(16, 16, 3)),
+        lambda: keras.optimizers.SGD(0.05, momentum=0.9), make_loss("single_label"),
+        str(tmp_path), TrainConfig(steps=3, global_batch_size=8, log_every=1, verbose=False,
+                                   mixed_precision=True),
+        preprocess=lambda inputs: augment.device_augment(inputs, 16))
+    result = trainer.fit(_device_batches)
+    assert result["step"] == 3 and np.isfinite(result["loss"])
+    assert any(layer.compute_dtype == "float16" for layer in trainer.model.layers)
 
 
 def test_tensorboard_scalars_are_written(tmp_path):
