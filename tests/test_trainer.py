@@ -79,14 +79,15 @@ def test_two_multi_worker_processes_end_with_identical_weights(tmp_path):
     assert np.all(np.isfinite(first["losses"]))
 
 
-def _trainer(workdir, steps, **config):
+def _trainer(workdir, steps, preprocess=None, **config):
     keras.utils.set_random_seed(0)
     return Trainer(
         make_strategy("one_device"),
         lambda: build_action_model(3, backbone="tiny", head="attention", input_shape=(16, 16, 3)),
         lambda: keras.optimizers.SGD(0.05, momentum=0.9), make_loss("single_label"),
         str(workdir), TrainConfig(steps=steps, global_batch_size=8, log_every=1,
-                                  checkpoint_every=2, verbose=False, **config))
+                                  checkpoint_every=2, verbose=False, **config),
+        preprocess=preprocess)
 
 
 def _dataset_fn(start, images=None):
@@ -141,14 +142,8 @@ def _device_batches(start):
 
 def test_mixed_precision_trains_on_device_augmented_batches(tmp_path):
     keras.config.set_dtype_policy("mixed_float16")
-    keras.utils.set_random_seed(0)
-    trainer = Trainer(
-        make_strategy("one_device"),
-        lambda: build_action_model(3, backbone="tiny", head="attention", input_shape=(16, 16, 3)),
-        lambda: keras.optimizers.SGD(0.05, momentum=0.9), make_loss("single_label"),
-        str(tmp_path), TrainConfig(steps=3, global_batch_size=8, log_every=1, verbose=False,
-                                   mixed_precision=True),
-        preprocess=lambda inputs: augment.device_augment(inputs, 16))
+    trainer = _trainer(tmp_path, steps=3, mixed_precision=True,
+                       preprocess=lambda inputs: augment.device_augment(inputs, 16))
     result = trainer.fit(_device_batches)
     assert result["step"] == 3 and np.isfinite(result["loss"])
     assert any(layer.compute_dtype == "float16" for layer in trainer.model.layers)
