@@ -309,6 +309,45 @@ def test_heatmaps_follow_the_crop_and_flip_of_the_frames(tmp_path, image_mode, i
     assert flips == {True, False}
 
 
+def moving_marker_video(video, num_frames):
+    """48 x 64 frames, red rising with x; in each frame a green square at its own place
+    (different for every video and frame), with the right ankle's keypoint at its centre."""
+    y, x = np.mgrid[0:48, 0:64]
+    frames, keypoints = [], []
+    for t in range(num_frames):
+        # Inside x in [17, 47): within every full-height crop of scale 1.0.
+        cx, cy = 19 + (video * 7 + t * 13) % 26, 5 + (video * 17 + t * 11) % 38
+        image = np.stack([x * 3, np.zeros_like(x), np.zeros_like(x)], -1)
+        image[cy - 2:cy + 3, cx - 2:cx + 3, 1] = 255
+        points = np.zeros((1, 16, 3), np.float32)
+        points[0, 0] = (cx + 0.5, cy + 0.5, 1.0)
+        frames.append(jpeg(image))
+        keypoints.append(points)
+    return {"jpeg_frames": frames, "keypoints": keypoints, "label": video, "height": 48,
+            "width": 64}
+
+
+def test_each_frames_heatmaps_come_from_its_own_keypoints(tmp_path, indexed):
+    # Every clip of a batch samples its own frames; each sampled frame's heatmap must peak
+    # where that frame's marker landed (a keypoint of another frame or clip would not).
+    videos = [moving_marker_video(v, n) for v, n in enumerate([4, 9, 6, 12, 5, 8, 7, 10])]
+    files = write_shards(tmp_path, videos, shards=3, index=indexed)
+    ds = train(files, image_size=32, with_keypoints=True, heatmap_size=8,
+               heatmap_shape="gaussian", scales=(1.0,), max_distort=0)
+    checked = 0
+    for clips, targets in ds.take(6):
+        for clip, clip_maps in zip(clips.numpy(), targets["pose_heatmaps"].numpy()):
+            for frame, heat in zip(clip, clip_maps):
+                flipped = frame[16, 0, 0] > frame[16, -1, 0]
+                seen = 5 if flipped else 0  # right ankle <-> left ankle
+                green = np.clip(frame[..., 1] - 128, 0, None)
+                marker = np.array(np.unravel_index(green.argmax(), green.shape)) / 32
+                peak = np.array(np.unravel_index(heat[..., seen].argmax(), (8, 8)))
+                assert (np.abs(marker * 8 - (peak + 0.5)) <= 1.0).all(), (marker * 8, peak)
+                checked += 1
+    assert checked == 6 * 4 * 3
+
+
 def gradient_frame(height, width, shift=0):
     y, x = np.mgrid[0:height, 0:width]
     return jpeg(np.stack([x * 5 + shift, y * 6, (x + y) * 3], -1))
