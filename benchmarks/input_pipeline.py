@@ -1,6 +1,6 @@
 """Input pipeline speed: prepared records against the decode-only limit and PyAV on the fly.
 
-    python benchmarks/input_pipeline.py               # ~10 min on 2 CPU cores
+    python benchmarks/input_pipeline.py               # ~3 min on 2 quiet CPU cores, ~10 when shared
     python benchmarks/input_pipeline.py --videos=8 --repeats=3 --batches=15   # ~1 min
 
 Writes HMDB51-like clips with PyAV into a temp dir: 320x240 mpeg4 .avi, 3.5 s at 30 fps,
