@@ -21,7 +21,7 @@ from cli_common import fail, fail_on_input_error, quiet_native_logs
 with quiet_native_logs():
     import tensorflow as tf
 
-    from keras_attnpool.trainer.presets import DATASETS, HEADS, OPTIMIZERS
+    from keras_attnpool.trainer.presets import AUGMENT_ON, DATASETS, HEADS, OPTIMIZERS
 
 _DATASET = flags.DEFINE_string("dataset", "demo", f"One of: {', '.join(DATASETS)}.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The dataset's folder (demo: where to make it).")
@@ -51,7 +51,7 @@ _WEIGHT_DECAY = flags.DEFINE_float("weight_decay", None, "L2 weight decay on ker
 _DROPOUT = flags.DEFINE_float("dropout", None, "Dropout on the head's input.")
 _MIXED_PRECISION = flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 training.")
 _AUGMENT_ON = flags.DEFINE_enum(
-    "augment_on", "auto", ["auto", "cpu", "device"],
+    "augment_on", "auto", list(AUGMENT_ON),
     "Where training crops are resized: cpu (the input pipeline), device (the training "
     "step; the CPU only decodes), auto (device when a GPU is visible).")
 _STRATEGY = flags.DEFINE_string("strategy", "auto", "auto, one_device, mirrored, multi_worker.")

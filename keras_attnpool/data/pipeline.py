@@ -293,7 +293,9 @@ def _train_batch(index: tf.Tensor, batch: Tuple[tf.Tensor, tf.Tensor], spec: _Sp
     clips = {"encoded": encoded}
     extra = {}
     if spec.augment_on == "cpu":
-        clips.update(crop_box=draw["crop_box"], flip=draw["flip"], color=draw["color"])
+        clips.update(crop_box=draw["crop_box"], flip=draw["flip"])
+        if spec.color_jitter:
+            clips["color"] = draw["color"]
     else:
         clips["window"] = augment.crop_window(height, width, draw["crop_box"])
         extra["boxes"] = augment.canvas_box(draw["crop_box"], clips["window"], spec.canvas,

@@ -24,7 +24,7 @@ from keras_attnpool.data.prepare import prepare_dataset
 from keras_attnpool.models import build_action_model, get_backbone_spec
 from keras_attnpool.trainer import evaluation, objectives, summaries
 from keras_attnpool.trainer.loop import TrainConfig, Trainer
-from keras_attnpool.trainer.presets import RESUMABLE_CHANGES, ExperimentConfig
+from keras_attnpool.trainer.presets import AUGMENT_ON, RESUMABLE_CHANGES, ExperimentConfig
 from keras_attnpool.trainer.strategy import make_strategy
 
 
@@ -136,17 +136,16 @@ def augment_on(config: ExperimentConfig) -> str:
     "auto" picks "device" when TensorFlow sees a GPU: about a third less CPU time per clip
     (benchmarks/input_pipeline.py), the resampling moving to the GPU; on a CPU alone the
     pipeline's own resize is the cheaper."""
-    if config.augment_on not in ("auto", *pipeline.AUGMENT_ON):
+    if config.augment_on not in AUGMENT_ON:
         raise ValueError(f"--augment_on={config.augment_on}: use auto, cpu or device")
     if config.augment_on != "auto":
         return config.augment_on
     return "device" if tf.config.list_physical_devices("GPU") else "cpu"
 
 
-def _train_data(config: ExperimentConfig, records_dir: str, batch_size: int):
+def _train_data(config: ExperimentConfig, records_dir: str, batch_size: int, where: str):
     files = pipeline.split_record_files(records_dir, "train")
     pose = config.head == "pose_attention"
-    where = augment_on(config)
 
     def dataset_fn(start: int) -> tf.data.Dataset:
         ds = pipeline.train_dataset(
@@ -181,9 +180,9 @@ def check_replicas(config: ExperimentConfig, strategy: tf.distribute.Strategy) -
             f"{replicas * config.accumulation_steps}.")
 
 
-def _preprocess(config: ExperimentConfig):
+def _preprocess(config: ExperimentConfig, where: str):
     """The training step's input preprocessing: device augmentation, when chosen."""
-    if augment_on(config) != "device":
+    if where != "device":
         return None
     return lambda inputs: augment.device_augment(inputs, config.image_size)
 
@@ -195,16 +194,17 @@ def train(config: ExperimentConfig, workdir: str, records_dir: str, num_classes:
         keras.config.set_dtype_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
     loop_config = train_config(config, verbose)
+    where = augment_on(config)  # the pipeline and the training step must agree
     trainer = Trainer(strategy, lambda: build_model(config, num_classes, clip=True),
                       lambda: _optimizer(config),
                       objectives.make_loss("multi_label" if config.multi_label else
                                            "single_label",
                                            config.pose_weight if config.head ==
                                            "pose_attention" else 0.0),
-                      workdir, loop_config, preprocess=_preprocess(config))
+                      workdir, loop_config, preprocess=_preprocess(config, where))
     pictures = summaries.attention_pictures(config, records_dir, trainer.model)
-    result = trainer.fit(_train_data(config, records_dir, loop_config.micro_batch_size),
-                         on_log=pictures)
+    result = trainer.fit(_train_data(config, records_dir, loop_config.micro_batch_size,
+                                     where), on_log=pictures)
     return trainer.model, result
 
 

@@ -8,6 +8,8 @@ DATASETS = ("demo", "hmdb51", "ucf101", "mpii", "hico", "video_folder", "image_f
 VIDEO_DATASETS = ("demo", "hmdb51", "ucf101", "video_folder")
 HEADS = ("attention", "pose_attention", "avg", "second_order")
 OPTIMIZERS = ("sgd", "adam")
+# Where training augmentation is finished (`experiment.augment_on`).
+AUGMENT_ON = ("auto", "cpu", "device")
 
 
 @dataclasses.dataclass
