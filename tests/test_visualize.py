@@ -166,7 +166,6 @@ def workdir(tmp_path_factory):
 def _load_cli():
     """training/visualize.py as a module (once: it defines absl flags)."""
     if "training_visualize" not in sys.modules:
-        sys.path.insert(0, os.path.join(ROOT, "training"))  # its cli_common
         spec = importlib.util.spec_from_file_location("training_visualize", VISUALIZE)
         module = importlib.util.module_from_spec(spec)
         sys.modules["training_visualize"] = module

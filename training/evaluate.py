@@ -14,8 +14,8 @@ import os
 
 from absl import flags, logging
 
-import cli_common
-from cli_common import fail, fail_on_input_error, quiet_native_logs
+from keras_attnpool import cli
+from keras_attnpool.cli import fail, fail_on_input_error, quiet_native_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by training/fit.py.")
 _TEST_FRAMES = flags.DEFINE_integer("test_frames", None, "Frames per video (default: run's).")
@@ -76,4 +76,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli_common.run(main)
+    cli.run(main)

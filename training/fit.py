@@ -15,8 +15,8 @@ import os
 
 from absl import flags, logging
 
-import cli_common
-from cli_common import fail, fail_on_input_error, quiet_native_logs
+from keras_attnpool import cli
+from keras_attnpool.cli import fail, fail_on_input_error, quiet_native_logs
 
 with quiet_native_logs():
     import tensorflow as tf
@@ -141,4 +141,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli_common.run(main)
+    cli.run(main)

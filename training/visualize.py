@@ -16,8 +16,8 @@ import os
 
 from absl import flags
 
-import cli_common
-from cli_common import fail, quiet_native_logs
+from keras_attnpool import cli
+from keras_attnpool.cli import fail, quiet_native_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training/fit.py workdir (model.keras).")
 _INPUTS = flags.DEFINE_list("inputs", [], "Image or video files (comma-separated, or "
@@ -78,4 +78,4 @@ def main(argv: list) -> None:
 
 
 if __name__ == "__main__":
-    cli_common.run(main)
+    cli.run(main)

@@ -1,4 +1,11 @@
-"""What the command-line tools in training/ share: one-line errors and quiet start-up.
+"""What every command-line tool (training/, savedmodels/, benchmarks/) shares: absl flags,
+one-line errors, exit codes and quiet start-up.
+
+    from keras_attnpool import cli
+    _STEPS = flags.DEFINE_integer("steps", 10, "...")
+    def main(argv): ...  cli.fail("--steps=0: must be >= 1.")
+    if __name__ == "__main__":
+        cli.run(main)
 
 Bad flags and paths end the program with exit code 2 and one line on stderr naming the flag
 or file and what to do. TensorFlow's C++ runtime prints start-up lines (oneDNN, CUDA
@@ -50,14 +57,22 @@ def fail_on_input_error(error: BaseException) -> None:
     os._exit(2)
 
 
+_HELP_FLAGS = ("-?", "-h", "--help", "--helpshort", "--helpfull", "--helpxml")
+
+
 def parse_flags(argv):
-    """absl's flag parsing, with a bad flag answered by one line and exit code 2."""
+    """absl's flag parsing, with a bad flag answered by one line and exit code 2, and
+    --help answered with exit code 0 (absl's own exits 1)."""
     from absl import flags
 
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
-        fail(f"{error}. See --helpfull.")
+        fail(" ".join(str(error).split()) + ". See --helpfull.")
+    except SystemExit as done:
+        if done.code == 1 and any(arg.split("=")[0] in _HELP_FLAGS for arg in argv[1:]):
+            sys.exit(0)
+        raise
 
 
 def silence_native_logs() -> None:
