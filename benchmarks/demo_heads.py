@@ -1,55 +1,53 @@
 """Attention against average pooling on the built-in demo, at an equal budget.
 
-    python benchmarks/demo_heads.py                      # 3 seeds x 2 heads, ~15 min, 2 CPUs
+    python benchmarks/demo_heads.py                      # 3 seeds x 2 heads
     python benchmarks/demo_heads.py --seeds=0,1 --heads=attention,avg,pose_attention
 
 Each run is `training/fit.py`'s library path (`run_experiment`) on the demo preset: same data,
 steps, batch and optimizer for every head, only the head and the seed change. Runs are
 interleaved (seed by seed, heads in turn). Prints test top-1 (clip level, the demo's 16
-frames averaged) per seed, the mean and the spread, and the difference per seed.
+frames averaged) per seed, the mean and the spread, the difference per seed, and each run's
+wall time.
 """
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
 
-import keras  # noqa: E402
+from keras_attnpool import cli
+from keras_attnpool.trainer.presets import HEADS, PRESETS
 
-from keras_attnpool.trainer.experiment import run_experiment  # noqa: E402
-from keras_attnpool.trainer.presets import PRESETS, make_config  # noqa: E402
+_SEEDS = flags.DEFINE_list("seeds", "0,1,2", "Comma-separated seeds.")
+_HEADS = flags.DEFINE_list("heads", "attention,avg", f"Comma-separated heads: {', '.join(HEADS)}.")
+_STEPS = flags.DEFINE_integer("steps", PRESETS["demo"]["steps"], "Training steps of every run.",
+                              lower_bound=1)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Root of the runs' workdirs (default: a "
+                               "temporary folder).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Demo data (default: the usual one).")
+_DROPOUT = flags.DEFINE_float("dropout", None, "Head dropout override.")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--heads", default="attention,avg")
-    parser.add_argument("--steps", type=int, default=PRESETS["demo"]["steps"])
-    parser.add_argument("--workdir", default=None, help="default: a temporary folder")
-    parser.add_argument("--data_dir", default=None, help="demo data (default: the usual one)")
-    parser.add_argument("--dropout", type=float, default=None, help="head dropout override")
-    args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    heads = args.heads.split(",")
-    base = args.workdir or tempfile.mkdtemp(prefix="demo_heads_")
-    results = {head: {} for head in heads}
-    for seed in seeds:
-        for head in heads:
-            keras.backend.clear_session()
-            config = make_config("demo", workdir=os.path.join(base, f"{head}_seed{seed}"),
-                                 head=head, seed=seed, steps=args.steps,
-                                 data_dir=args.data_dir, dropout=args.dropout)
-            start = time.perf_counter()
-            run = run_experiment(config, export_model=False, verbose=False, log=lambda m: None)
-            top1 = run["metrics"]["top1"]
-            results[head][seed] = top1
-            print(f"seed {seed}  {head:<15} top-1 {top1:.3f}  "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
-    print(f"\ndemo, {args.steps} steps per run, test clips: "
-          f"{run['metrics']['num_examples']}")
+def _checked_flags() -> tuple:
+    """(seeds, heads); exits 2 on a bad one."""
+    try:
+        seeds = [int(s) for s in _SEEDS.value]
+    except ValueError:
+        cli.fail(f"--seeds={','.join(_SEEDS.value)}: give comma-separated integers, "
+                 "e.g. --seeds=0,1,2")
+    if not seeds:
+        cli.fail("--seeds is empty; e.g. --seeds=0,1,2")
+    unknown = [h for h in _HEADS.value if h not in HEADS]
+    if unknown or not _HEADS.value:
+        cli.fail(f"--heads={','.join(_HEADS.value)}: unknown or empty; accepted: "
+                 f"{', '.join(HEADS)}")
+    return seeds, list(_HEADS.value)
+
+
+def _print_table(results: dict, seeds: list, steps: int, num_examples: int) -> None:
+    print(f"\ndemo, {steps} steps per run, test clips: {num_examples}")
     print(f"{'head':<15} {'top-1 per seed':<28} {'mean':>6} {'spread':>7}")
     for head, per_seed in results.items():
         values = [per_seed[s] for s in seeds]
@@ -63,5 +61,34 @@ def main():
               f"attention ahead on {wins} of {len(seeds)} seeds")
 
 
+def main(argv):
+    del argv
+    seeds, heads = _checked_flags()
+    with cli.quiet_native_logs():
+        import keras
+
+        from keras_attnpool.trainer.experiment import run_experiment
+        from keras_attnpool.trainer.presets import make_config
+
+    base = _WORKDIR.value or tempfile.mkdtemp(prefix="demo_heads_")
+    results = {head: {} for head in heads}
+    start_all = time.perf_counter()
+    for seed in seeds:
+        for head in heads:
+            keras.backend.clear_session()
+            config = make_config("demo", workdir=os.path.join(base, f"{head}_seed{seed}"),
+                                 head=head, seed=seed, steps=_STEPS.value,
+                                 data_dir=_DATA_DIR.value, dropout=_DROPOUT.value)
+            start = time.perf_counter()
+            run = run_experiment(config, export_model=False, verbose=False, log=lambda m: None)
+            top1 = run["metrics"]["top1"]
+            results[head][seed] = top1
+            print(f"seed {seed}  {head:<15} top-1 {top1:.3f}  "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+    _print_table(results, seeds, _STEPS.value, run["metrics"]["num_examples"])
+    print(f"{len(seeds) * len(heads)} runs: {time.perf_counter() - start_all:.0f} s wall time "
+          f"on {os.cpu_count()} CPU cores")
+
+
 if __name__ == "__main__":
-    main()
+    cli.run(main)

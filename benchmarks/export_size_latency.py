@@ -1,6 +1,6 @@
 """Export formats side by side: file size, CPU latency at batch 1 and top-1 agreement.
 
-    python benchmarks/export_size_latency.py                 # ~2 min on 2 CPU cores
+    python benchmarks/export_size_latency.py
     python benchmarks/export_size_latency.py --repeats=300 --threads=1
 
 Trains the cluttered-digit demo model (tiny backbone, attention head, 64x64 input; 1500
@@ -19,27 +19,31 @@ and compares them with the Keras model:
   each format's own test accuracy.
 """
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from absl import flags
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from keras_attnpool import cli
 
-from keras_attnpool import build_action_model  # noqa: E402
-from keras_attnpool.data.cluttered_digits import load_cluttered_digits  # noqa: E402
-from keras_attnpool.export import export_saved_model, export_tflite, load_interpreter  # noqa
-from keras_attnpool.trainer.arrays import fit_and_evaluate  # noqa: E402
+_REPEATS = flags.DEFINE_integer("repeats", 200, "Timed rounds.", lower_bound=1)
+_THREADS = flags.DEFINE_integer("threads", 2, "CPU threads for TF and TFLite.", lower_bound=1)
+_NUM_TRAIN = flags.DEFINE_integer("num_train", 1500, "Training frames.", lower_bound=1)
+_EPOCHS = flags.DEFINE_integer("epochs", 8, "Training epochs.", lower_bound=1)
 
 QUANTIZATIONS = ("float", "dynamic", "int8")
 
 
 def _train_demo(num_train: int, epochs: int):
+    import keras
+
+    from arrays import fit_and_evaluate
+    from keras_attnpool import build_action_model
+    from keras_attnpool.data.cluttered_digits import load_cluttered_digits
+
     train, test, names = load_cluttered_digits(num_train, 500, 5, seed=0)
     keras.utils.set_random_seed(0)
     model = build_action_model(5, backbone="tiny", head="attention", input_shape=(64, 64, 3))
@@ -66,6 +70,10 @@ def _export_all(model, train, names, folder):
     The JPEG row decodes one fixed training frame per call whatever the pixels given: it
     times the whole `serving_default` path (decode, resize, model).
     """
+    import tensorflow as tf
+
+    from keras_attnpool.export import export_saved_model, export_tflite, load_interpreter
+
     keras_path = os.path.join(folder, "model.keras")
     model.save(keras_path)
     saved = export_saved_model(model, os.path.join(folder, "sm"), names)
@@ -80,7 +88,7 @@ def _export_all(model, train, names, folder):
     for kind in QUANTIZATIONS:
         path = export_tflite(saved, os.path.join(folder, f"model_{kind}.tflite"), kind,
                              representative_data=train[0][:300] if kind == "int8" else None)
-        runner = load_interpreter(path, num_threads=ARGS.threads).get_signature_runner(
+        runner = load_interpreter(path, num_threads=_THREADS.value).get_signature_runner(
             "classify_preprocessed")
         formats[f"TFLite {kind}"] = (
             os.path.getsize(path), lambda x, run=runner: run(pixels=np.asarray(x))["logits"])
@@ -97,6 +105,8 @@ def _time_call(fn, x) -> float:
 
 
 def _latencies(formats, test, repeats: int) -> dict:
+    import tensorflow as tf
+
     pixels = [tf.constant(image[None].astype(np.float32)) for image in test[0][:16]]
     names = list(formats)
     for name in names:  # warm up: tracing, allocation, XNNPACK packing
@@ -112,6 +122,8 @@ def _latencies(formats, test, repeats: int) -> dict:
 
 def _agreement(formats, test, reference) -> dict:
     """{format: (top-1 agreement with Keras, test accuracy)} over the test set."""
+    import tensorflow as tf
+
     result = {}
     for name, (_, fn) in formats.items():
         if "JPEG" in name:  # JPEG is lossy: its answers are for other pixels
@@ -136,25 +148,27 @@ def _report(formats, latencies, agreement):
               f"{accuracy} |")
 
 
-def main():
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {ARGS.threads} thread(s), "
-          f"{os.cpu_count()} CPU cores visible")
-    model, train, test, names = _train_demo(ARGS.num_train, ARGS.epochs)
+def main(argv):
+    del argv
+    with cli.quiet_native_logs():
+        import keras
+        import tensorflow as tf
+
+    # Before any op runs: TensorFlow fixes its thread pools at the first one.
+    tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+    tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {_THREADS.value} "
+          f"thread(s), {os.cpu_count()} CPU cores visible")
+    start = time.perf_counter()
+    model, train, test, names = _train_demo(_NUM_TRAIN.value, _EPOCHS.value)
     reference = np.argmax(model.predict(test[0].astype("float32"), verbose=0), axis=-1)
     with tempfile.TemporaryDirectory() as folder:
         formats = _export_all(model, train, names, folder)
-        latencies = _latencies(formats, test, ARGS.repeats)
+        latencies = _latencies(formats, test, _REPEATS.value)
         agreement = _agreement(formats, test, reference)
     _report(formats, latencies, agreement)
+    print(f"\nTraining, export and timing: {time.perf_counter() - start:.0f} s wall time")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=200, help="Timed rounds.")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for TF and TFLite.")
-    parser.add_argument("--num_train", type=int, default=1500, help="Training frames.")
-    parser.add_argument("--epochs", type=int, default=8, help="Training epochs.")
-    ARGS = parser.parse_args()
-    tf.config.threading.set_intra_op_parallelism_threads(ARGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(ARGS.threads)
-    main()
+    cli.run(main)

@@ -1,6 +1,6 @@
 """What the attention head costs: parameters and latency against average pooling, side by side.
 
-    python benchmarks/head_cost.py                 # ~10 min on 2 CPU cores
+    python benchmarks/head_cost.py
     python benchmarks/head_cost.py --configs=resnet50@224 --repeats=5
 
 For each backbone@size (ResNet-50 at 224 and ResNet-101 at 450 by default, 393 classes as in
@@ -14,18 +14,19 @@ their median is reported, for the whole network (the paper's "virtually no incre
 computation"); the head alone on the backbone's features is timed too.
 """
 
-import argparse
 import os
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from absl import flags
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from keras_attnpool import cli
 
-from keras_attnpool import build_action_model  # noqa: E402
+_CONFIGS = flags.DEFINE_list("configs", "resnet50@224,resnet101@450",
+                             "Comma-separated backbone@size.")
+_BATCH = flags.DEFINE_integer("batch", 8, "Images per call.", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 7, "Interleaved repeats.", lower_bound=1)
 
 HEADS = {"avg": {}, "attention": {}, "second_order": {"projection_dim": 256}}
 NUM_CLASSES = 393
@@ -33,6 +34,9 @@ NUM_CLASSES = 393
 
 def _compiled_steps(model):
     """tf.functions for one inference call and one SGD training step."""
+    import keras
+    import tensorflow as tf
+
     optimizer = keras.optimizers.SGD(1e-3)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -52,6 +56,8 @@ def _compiled_steps(model):
 
 
 def _timed(fn, *args):
+    import keras
+
     start = time.perf_counter()
     result = fn(*args)
     keras.tree.map_structure(lambda t: t.numpy(), result)
@@ -64,11 +70,18 @@ def _head_parameters(model, head):
 
 
 def _head_only(model, head):
+    import tensorflow as tf
+
     layer = model.get_layer(f"{head}_head")
     return tf.function(lambda x: layer(x, training=False), jit_compile=False)
 
 
 def measure(backbone, size, batch, repeats):
+    import keras
+    import tensorflow as tf
+
+    from keras_attnpool import build_action_model
+
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"))
     labels = tf.constant(rng.integers(0, NUM_CLASSES, batch))
@@ -119,20 +132,34 @@ def report(backbone, size, batch, repeats, models, medians):
           f"(claim: <= 1.03, {verdict})")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="resnet50@224,resnet101@450",
-                        help="comma-separated backbone@size")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
+def _checked_configs() -> list:
+    """[(backbone, size)] from --configs; exits 2 on a malformed entry."""
+    configs = []
+    for entry in _CONFIGS.value:
+        backbone, _, size = entry.partition("@")
+        if not backbone or not size.isdigit() or int(size) < 1:
+            cli.fail(f"--configs: {entry!r} is not backbone@size, e.g. resnet50@224")
+        configs.append((backbone, int(size)))
+    if not configs:
+        cli.fail("--configs is empty; e.g. --configs=resnet50@224")
+    return configs
+
+
+def main(argv):
+    del argv
+    configs = _checked_configs()
+    with cli.quiet_native_logs():
+        import keras
+        import tensorflow as tf
+
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"{os.cpu_count()} CPU cores, float32")
-    for config in args.configs.split(","):
-        backbone, size = config.split("@")
-        models, medians = measure(backbone, int(size), args.batch, args.repeats)
-        report(backbone, int(size), args.batch, args.repeats, models, medians)
+    start = time.perf_counter()
+    for backbone, size in configs:
+        models, medians = measure(backbone, size, _BATCH.value, _REPEATS.value)
+        report(backbone, size, _BATCH.value, _REPEATS.value, models, medians)
+    print(f"\nAll configurations: {time.perf_counter() - start:.0f} s wall time")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

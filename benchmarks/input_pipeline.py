@@ -1,7 +1,7 @@
 """Input pipeline speed: prepared records against the decode-only limit and PyAV on the fly.
 
-    python benchmarks/input_pipeline.py               # ~3 min on 2 quiet CPU cores, ~10 when shared
-    python benchmarks/input_pipeline.py --videos=8 --repeats=3 --batches=15   # ~1 min
+    python benchmarks/input_pipeline.py
+    python benchmarks/input_pipeline.py --videos=8 --repeats=3 --batches=15   # a quick look
 
 Writes HMDB51-like clips with PyAV into a temp dir: 320x240 mpeg4 .avi, 3.5 s at 30 fps,
 twice: with FFmpeg's default GOP of 12 frames (a keyframe every 0.4 s: seeking is cheap, the
@@ -30,12 +30,12 @@ medians reported:
                 and resize ops (no reading, no sampling): the limit for any pipeline that
                 augments on the CPU.
   pyav_gopN     on the fly: per clip, PyAV decodes the 3 TSN-sampled frames of the .avi
-                (`_pyav_sampled`: from the nearest keyframe, no wasted seeks) in a parallel
-                tf.data map over `tf.numpy_function`, then the pipeline's own crop / resize /
-                flip ops, batched.
+                (`input_methods.pyav_sampled`: from the nearest keyframe, no wasted seeks)
+                in a parallel tf.data map over `tf.numpy_function`, then the pipeline's own
+                crop / resize / flip ops, batched.
   pyav_dev_gopN the same, ending like pipeline_dev (square window and crop box, no resize).
   pool_gopN     PyAV sampled-frame decoding only (no augmentation) in 2 worker processes:
-                an upper bound for any on-the-fly PyAV loader on this 2-core machine.
+                an upper bound for any on-the-fly PyAV loader on 2 CPU cores.
   pyav_seq      on the fly as toolkits commonly do it (MMAction2's PyAVDecode in its
                 default "accurate" mode): decode from the start up to the last sampled
                 frame, every decoded frame converted to RGB, keep the sampled ones; then
@@ -47,272 +47,68 @@ medians reported:
 
 Targets (issue 3): pipeline / decode >= 0.8; pipeline / pyav >= 3. Each pipeline is
 compared with the on-the-fly loader that ends the same way (CPU or device augmentation).
-(c), prepare's speed, is measured by `benchmarks/prepare_speed.py` (`measure_prepare`)
-when that file exists.
+(c), prepare's speed, is measured last (skip it with --skip_prepare) by
+`prepare_methods.measure_prepare`, as `benchmarks/prepare_speed.py` measures it.
 """
 
-import argparse
 import multiprocessing
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
 
-import av  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from keras_attnpool import cli
 
-from keras_attnpool.data import augment, frame_index, pipeline, sampling  # noqa: E402
-from keras_attnpool.data.record_format import (  # noqa: E402
-    encode_example, shard_name, write_tfrecord)
-from keras_attnpool.data.video import encode_video  # noqa: E402
-
-WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 30, 3.5
-SHORT_SIDE, NUM_SEGMENTS, IMAGE_SIZE, BATCH = 256, 3, 224, 8
-
-
-def _scene(rng: np.random.Generator, t: int, texture: np.ndarray) -> np.ndarray:
-    """A textured background panning slowly with a moving block: compresses like video."""
-    y0, x0 = (t // 2) % 64, t % 64
-    frame = texture[y0:y0 + HEIGHT, x0:x0 + WIDTH].copy()
-    cx = int(40 + (WIDTH - 120) * (t % FPS) / FPS)
-    frame[90:170, cx:cx + 60] = (200, 60, 40)
-    return frame
-
-
-def write_video(path: str, seed: int, gop: int = 12) -> int:
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (HEIGHT // 8 + 10, WIDTH // 8 + 10, 3), dtype=np.uint8)
-    texture = tf.image.resize(coarse[None], [HEIGHT + 80, WIDTH + 80]).numpy()[0]
-    texture = np.clip(texture + rng.normal(0, 6, texture.shape), 0, 255).astype(np.uint8)
-    num_frames = int(SECONDS * FPS)
-    return encode_video(path, (_scene(rng, t, texture) for t in range(num_frames)), FPS,
-                        gop_size=gop)
-
-
-def write_records(video_paths, out_dir: str, shards: int = 4) -> list:
-    """Decodes every video once (PyAV), short side 256, JPEG q90, into `shards` files,
-    each with its frame index."""
-    files = [os.path.join(out_dir, shard_name("train", i, shards)) for i in range(shards)]
-    records = [[] for _ in files]
-    for i, path in enumerate(video_paths):
-        with av.open(path) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-        resized = tf.cast(tf.round(tf.image.resize(
-            np.stack(frames), [SHORT_SIDE, SHORT_SIDE * WIDTH // HEIGHT])), tf.uint8)
-        jpegs = [tf.io.encode_jpeg(f, quality=90).numpy() for f in resized]
-        records[i % shards].append(encode_example(
-            f"video{i}", jpegs, label=i % 51, fps=FPS,
-            height=int(resized.shape[1]),
-            width=int(resized.shape[2])))
-    for path, shard_records in zip(files, records):
-        write_tfrecord(path, shard_records)
-        frame_index.write_index(path, shard_records)  # as prepare does
-    return files
-
-
-def _pyav_sampled(path: str, indices) -> np.ndarray:
-    """Decodes the sampled frames of a video with the least decoding work PyAV allows.
-
-    The packets are demuxed first (cheap: no decoding), which shows where the keyframes
-    are; each sampled frame is then decoded from the last keyframe before it, or onwards
-    from the frame decoded last when that is closer: a seek that costs nothing extra.
-    Assumes one packet per frame in display order (no B-frames), as FFmpeg's mpeg4 writes.
-    """
-    out = []
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        # One thread per clip (decoder and RGB conversion): the maps decode clips in
-        # parallel, and PyAV's automatic threading only adds hand-offs on top.
-        stream.codec_context.thread_count = 1
-        packets = [p for p in container.demux(stream) if p.size]
-        keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
-        codec, position, last = stream.codec_context, -1, None
-        for target in indices:
-            target = min(int(target), len(packets) - 1)
-            keyframe = max(k for k in keyframes if k <= target)
-            if not keyframe - 1 <= position <= target:
-                codec.flush_buffers()  # jump: restart decoding at the keyframe
-                position = keyframe - 1
-            while position < target:
-                position += 1
-                for frame in codec.decode(packets[position]):
-                    last = frame
-            out.append(last.to_ndarray(format="rgb24", threads=1))
-    return np.stack(out)
-
-
-def _pyav_sequential(path: str, indices) -> np.ndarray:
-    """Decodes from the first frame to the last sampled one, each frame to RGB."""
-    wanted, out = [int(i) for i in indices], {}
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.thread_count = 1
-        for position, frame in enumerate(container.decode(stream)):
-            rgb = frame.to_ndarray(format="rgb24", threads=1)
-            if position in wanted:
-                out[position] = rgb
-            if position >= max(wanted):
-                break
-    last = out[max(out)]
-    return np.stack([out.get(i, last) for i in wanted])
-
-
-def _pyav_job(args):
-    """One clip in a worker process; returns the CPU seconds it took there."""
-    path, indices = args
-    start = time.process_time()
-    _pyav_sampled(path, indices)
-    return time.process_time() - start
-
-
-def pyav_dataset(video_paths, num_frames: int, seed: int = 0, decoder=_pyav_sampled,
-                 device: bool = False) -> tf.data.Dataset:
-    """On-the-fly decoding with the pipeline's own sampling and augmentation ops; with
-    `device`, like `augment_on="device"`: the clip's square window holding its crop and
-    the crop box, for `augment.device_augment`."""
-    def load(index, path):
-        seed_ = tf.random.experimental.stateless_fold_in(
-            tf.constant([seed, 0], tf.int64), index)
-        indices = sampling.segment_indices(num_frames, NUM_SEGMENTS, seed_)
-        frames = tf.numpy_function(lambda p, i: decoder(p.decode(), i),
-                                   [path, indices], tf.uint8, stateful=False)
-        frames = tf.ensure_shape(frames, [NUM_SEGMENTS, HEIGHT, WIDTH, 3])
-        if not device:
-            clip, _ = augment.augment_train_clip(frames, seed_, IMAGE_SIZE)
-            return clip, index
-        draw = augment.draw_train_augmentation(HEIGHT, WIDTH, seed_)
-        window = augment.crop_window(HEIGHT, WIDTH, draw["crop_box"])
-        y, x, side, _ = tf.unstack(window)
-        inputs = {"frames": tf.ensure_shape(frames[:, y:y + side, x:x + side],
-                                            [NUM_SEGMENTS, HEIGHT, HEIGHT, 3]),
-                  "boxes": augment.canvas_box(draw["crop_box"], window, HEIGHT,
-                                              draw["flip"])}
-        return inputs, index
-    ds = tf.data.Dataset.from_tensor_slices(video_paths).repeat().enumerate()
-    ds = ds.map(load, tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE).with_options(_options())
-
-
-def device_augment_cost(files, batches: int) -> tuple:
-    """What `augment.device_augment` costs when the "device" is this CPU: (clips/s,
-    CPU-ms per clip) of finishing `augment_on="device"` batches already in memory."""
-    data = pipeline.train_dataset(files, num_segments=NUM_SEGMENTS, image_size=IMAGE_SIZE,
-                                  batch_size=BATCH, seed=0, shuffle_buffer=16,
-                                  augment_on="device")
-    inputs = [x for x, _ in data.take(4)]
-    finish = tf.function(lambda x: augment.device_augment(x, IMAGE_SIZE))
-    finish(inputs[0])
-    start, cpu = time.perf_counter(), time.process_time()
-    for i in range(batches):
-        finish(inputs[i % len(inputs)]).numpy()
-    clips = batches * BATCH
-    return (clips / (time.perf_counter() - start),
-            1000 * (time.process_time() - cpu) / clips)
-
-
-def _options() -> tf.data.Options:
-    """The threading the training pipeline uses (one op thread per clip), for all."""
-    options = tf.data.Options()
-    options.threading.max_intra_op_parallelism = 1
-    return options
-
-
-def decode_only_dataset(files, augmented: bool = False) -> tf.data.Dataset:
-    """`tf.io.decode_jpeg` of sampled frames held in memory: the decode limit; with
-    `augmented`, the pipeline's crop-decode, flip and resize of them instead."""
-    clips = []
-    for i, serialized in enumerate(tf.data.TFRecordDataset(files)):
-        record = pipeline.parse_example(serialized)
-        indices = sampling.segment_indices(record["num_frames"], NUM_SEGMENTS, [i, 1])
-        clips.append(sampling.gather_frames(record["frames"], indices))
-
-    def decode(encoded):
-        return tf.stack([tf.io.decode_jpeg(encoded[k], channels=3)
-                         for k in range(NUM_SEGMENTS)])
-
-    def decode_augment(index, encoded):
-        shape = tf.io.extract_jpeg_shape(encoded[0])
-        draw = augment.draw_train_augmentation(
-            shape[0], shape[1],
-            tf.random.experimental.stateless_fold_in(tf.constant([0, 1], tf.int64), index))
-        cropped = tf.stack([tf.io.decode_and_crop_jpeg(encoded[k], draw["crop_box"],
-                                                       channels=3)
-                            for k in range(NUM_SEGMENTS)])
-        return augment.apply_train_augmentation(cropped, draw, IMAGE_SIZE)
-    ds = tf.data.Dataset.from_tensor_slices(tf.stack(clips)).repeat()
-    if augmented:
-        ds = ds.enumerate().map(decode_augment, tf.data.AUTOTUNE, deterministic=True)
-    else:
-        ds = ds.map(decode, tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(BATCH).prefetch(tf.data.AUTOTUNE).with_options(_options())
-
-
-def clips_per_second(make_dataset, batches: int, min_seconds: float = 1.0) -> tuple:
-    """(clips per second, CPU milliseconds per clip, all threads of this process): at least
-    `batches` batches and at least `min_seconds` (fast methods would otherwise be timed
-    over a fraction of a second, where the machine's noise dominates)."""
-    iterator = iter(make_dataset())
-    for _ in range(2):  # start-up (threads, tracing, filling buffers) is not throughput
-        next(iterator)
-    start, cpu = time.perf_counter(), time.process_time()
-    done = 0
-    while done < batches or time.perf_counter() - start < min_seconds:
-        tf.nest.map_structure(lambda t: t.numpy(), next(iterator))
-        done += 1
-    clips = done * BATCH
-    return (clips / (time.perf_counter() - start),
-            1000 * (time.process_time() - cpu) / clips)
-
-
-def pool_clips_per_second(pool, video_paths, num_frames: int, clips: int, seed: int) -> tuple:
-    """(clips per second, CPU milliseconds per clip in the workers)."""
-    jobs = [(video_paths[i % len(video_paths)],
-             sampling.segment_indices(num_frames, NUM_SEGMENTS, [seed + i, 0]).numpy())
-            for i in range(clips)]
-    pool.map(_pyav_job, jobs[:4])
-    start = time.perf_counter()
-    cpu = sum(pool.map(_pyav_job, jobs, chunksize=2))
-    return clips / (time.perf_counter() - start), 1000 * cpu / clips
+_VIDEOS = flags.DEFINE_integer("videos", 16, "Test videos written per GOP.", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Interleaved repeats.", lower_bound=1)
+_BATCHES = flags.DEFINE_integer("batches", 40, "Batches per timed run (at least).",
+                                lower_bound=1)
+_SKIP_PREPARE = flags.DEFINE_bool("skip_prepare", False, "Leave out (c).")
 
 
 def _prepare_speed(video_paths):
-    """(c): prepare's speed, if `benchmarks/prepare_speed.py` provides `measure_prepare`."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    try:
-        from prepare_speed import measure_prepare  # type: ignore
-    except ImportError as e:
-        print(f"(c) prepare speed: not measured here ({e}); see benchmarks/prepare_speed.py")
-        return
-    print("(c) prepare speed (benchmarks/prepare_speed.measure_prepare):")
+    """(c): prepare's speed on the GOP-12 videos (`prepare_methods.measure_prepare`)."""
+    from prepare_methods import measure_prepare
+
+    print("(c) prepare speed (benchmarks/prepare_methods.measure_prepare):")
     result = measure_prepare(video_paths)
     for key, value in result.items():
         print(f"    {key}: {value}")
 
 
-def _setup(args) -> dict:
+def _setup() -> dict:
+    import av
+    import tensorflow as tf
+
+    from input_methods import BATCH, FPS, HEIGHT, IMAGE_SIZE, NUM_SEGMENTS, SHORT_SIDE, WIDTH
+    from input_methods import write_records, write_video
+
     tmp = tempfile.mkdtemp(prefix="input_pipeline_")
     start = time.perf_counter()
     videos = {}
     for gop in (12, 300):
         videos[gop] = [os.path.join(tmp, f"gop{gop}_clip{i:03d}.avi")
-                       for i in range(args.videos)]
+                       for i in range(_VIDEOS.value)]
         num_frames = [write_video(p, i, gop) for i, p in enumerate(videos[gop])][0]
     files = write_records(videos[12], tmp)
     size_mb = sum(os.path.getsize(f) for f in files) / 2**20
-    print(f"{args.videos} videos {WIDTH}x{HEIGHT}, {num_frames} frames at {FPS} fps; records "
+    print(f"{_VIDEOS.value} videos {WIDTH}x{HEIGHT}, {num_frames} frames at {FPS} fps; records "
           f"{size_mb:.1f} MB (short side {SHORT_SIDE}); set-up {time.perf_counter() - start:.0f}"
           f" s; {os.cpu_count()} CPUs; TF {tf.__version__}, PyAV {av.__version__}")
     print(f"clips of {NUM_SEGMENTS} frames at {IMAGE_SIZE}, batch {BATCH}, "
-          f"{args.batches} batches per run, {args.repeats} interleaved repeats")
+          f"{_BATCHES.value} batches per run, {_REPEATS.value} interleaved repeats")
     return {"videos": videos, "files": files, "num_frames": num_frames}
 
 
-def _methods(data: dict, pool, args) -> dict:
-    """name -> a function that runs the method once and returns clips/s."""
+def _methods(data: dict, pool) -> dict:
+    """name -> a function that runs the method once and returns (clips/s, CPU-ms per clip)."""
+    from input_methods import (BATCH, IMAGE_SIZE, NUM_SEGMENTS, clips_per_second,
+                               decode_only_dataset, device_augment_cost, pool_clips_per_second,
+                               pyav_dataset, pyav_sequential)
+    from keras_attnpool.data import pipeline
+
     files, videos, n = data["files"], data["videos"], data["num_frames"]
 
     def train(jitter, records=files, use_index=True, augment_on="cpu"):
@@ -326,21 +122,21 @@ def _methods(data: dict, pool, args) -> dict:
               "pipeline_dev": train(False, augment_on="device"),
               "decode": lambda: decode_only_dataset(files),
               "decode_augment": lambda: decode_only_dataset(files, augmented=True)}
-    methods = {name: (lambda m=m: clips_per_second(m, args.batches))
+    methods = {name: (lambda m=m: clips_per_second(m, _BATCHES.value))
                for name, m in makers.items()}
     for gop, paths in videos.items():
         methods[f"pyav_gop{gop}"] = lambda p=paths: clips_per_second(
-            lambda: pyav_dataset(p, n), args.batches)
+            lambda: pyav_dataset(p, n), _BATCHES.value)
         methods[f"pyav_dev_gop{gop}"] = lambda p=paths: clips_per_second(
-            lambda: pyav_dataset(p, n, device=True), args.batches)
+            lambda: pyav_dataset(p, n, device=True), _BATCHES.value)
         methods[f"pool_gop{gop}"] = lambda p=paths: pool_clips_per_second(
-            pool, p, n, args.batches * BATCH, seed=0)
+            pool, p, n, _BATCHES.value * BATCH, seed=0)
     methods["pyav_seq"] = lambda: clips_per_second(
-        lambda: pyav_dataset(videos[12], n, decoder=_pyav_sequential), args.batches)
+        lambda: pyav_dataset(videos[12], n, decoder=pyav_sequential), _BATCHES.value)
     methods["pyav_dev_seq"] = lambda: clips_per_second(
-        lambda: pyav_dataset(videos[12], n, decoder=_pyav_sequential, device=True),
-        args.batches)
-    methods["dev_aug_on_cpu"] = lambda: device_augment_cost(files, args.batches)
+        lambda: pyav_dataset(videos[12], n, decoder=pyav_sequential, device=True),
+        _BATCHES.value)
+    methods["dev_aug_on_cpu"] = lambda: device_augment_cost(files, _BATCHES.value)
     return methods
 
 
@@ -387,25 +183,23 @@ def _report(results: dict) -> None:
           f"{ratio('pipeline_dev', 'pyav_dev_seq')}   (target >= 3)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--skip_prepare", action="store_true", help="leave out (c)")
-    args = parser.parse_args()
-    data = _setup(args)
+def main(argv) -> None:
+    del argv
+    start = time.perf_counter()
+    with cli.quiet_native_logs():
+        data = _setup()
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        methods = _methods(data, pool, args)
+        methods = _methods(data, pool)
         results = {name: [] for name in methods}
-        for r in range(args.repeats):
+        for r in range(_REPEATS.value):
             names = list(methods)
             for name in names[r % len(names):] + names[:r % len(names)]:
                 results[name].append(methods[name]())
     _report(results)
-    if not args.skip_prepare:
+    if not _SKIP_PREPARE.value:
         _prepare_speed(data["videos"][12])
+    print(f"Whole benchmark: {time.perf_counter() - start:.0f} s wall time")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -19,7 +19,10 @@ from keras_attnpool.export import (VersionExistsError, export_saved_model,  # no
                                    export_tflite, load_interpreter, read_models_config,
                                    run_tflite, update_models_config)
 from keras_attnpool.export.preprocessing import resize_and_centre_crop  # noqa: E402
-from keras_attnpool.trainer.arrays import fit_and_evaluate  # noqa: E402
+# fit_and_evaluate is the benchmarks' helper (benchmarks/arrays.py), not library code.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))
+from arrays import fit_and_evaluate  # noqa: E402
 
 SIZE = 64
 BIN = os.path.dirname(sys.executable)

@@ -1,7 +1,8 @@
-"""Train and score a model on in-memory arrays with `Model.fit`.
+"""Train and score a model on in-memory arrays with `Model.fit` (for the benchmarks).
 
-Small experiments (the cluttered-digit demo, initialisation studies) fit in memory and run on
-one device; this is all they need.
+Small experiments (the cluttered-digit demo of `export_size_latency.py`, the initialisation
+study of `init_study.py`) fit in memory and run on one device; this is all they need. The
+package's own training path is `keras_attnpool.trainer` (records, strategies, checkpoints).
 """
 
 from typing import Sequence
