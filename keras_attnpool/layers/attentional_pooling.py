@@ -4,10 +4,11 @@ import keras
 from keras import ops
 
 from keras_attnpool.layers import common
+from keras_attnpool.layers.base import PoolingHead
 
 
 @keras.saving.register_keras_serializable(package="keras_attnpool")
-class AttentionalPooling(keras.layers.Layer):
+class AttentionalPooling(PoolingHead):
     """Pools a feature map into class scores with rank-P attention (Girdhar & Ramanan, 2017).
 
     For features X (n positions x C channels) the score of class k is
@@ -83,27 +84,17 @@ class AttentionalPooling(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        common.check_positive_int("num_classes", num_classes)
+        super().__init__(
+            num_classes, use_bias=use_bias, dropout=dropout, activation=activation,
+            kernel_regularizer=kernel_regularizer, seed=seed, **kwargs,
+        )
         common.check_positive_int("rank", rank)
-        common.check_rate("dropout", dropout)
-        self.num_classes = int(num_classes)
         self.rank = int(rank)
         self.class_specific_bottom_up = bool(class_specific_bottom_up)
-        self.use_bias = bool(use_bias)
-        self.dropout = float(dropout)
-        self.activation = keras.activations.get(activation)
         self.top_down_initializer = keras.initializers.get(top_down_initializer)
-        self.bottom_up_initializer = keras.initializers.get(
-            bottom_up_initializer or common.near_zero_initializer()
-        )
         self.top_down_bias_initializer = keras.initializers.get(top_down_bias_initializer)
-        self.bottom_up_bias_initializer = keras.initializers.get(
-            bottom_up_bias_initializer or keras.initializers.Constant(1.0)
-        )
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.bottom_up_initializer, self.bottom_up_bias_initializer = (
+            common.bottom_up_initializers(bottom_up_initializer, bottom_up_bias_initializer))
 
     def build(self, input_shape):
         channels = common.check_features_shape(self.name, input_shape, ranks=(4, 5))
@@ -149,18 +140,16 @@ class AttentionalPooling(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         common.check_features_shape(self.name, inputs.shape, ranks=(4, 5))
-        x = common.flatten_positions(ops.cast(inputs, "float32"))
+        x = self.positions_in_float32(inputs)
         bottom_up = self._bottom_up(x)
-        top_down_input = x
-        if training and self.dropout > 0:
-            top_down_input = keras.random.dropout(x, self.dropout, seed=self.seed_generator)
+        top_down_input = self.apply_dropout(x, training)
         if self.class_specific_bottom_up:
             logits = ops.mean(ops.sum(self._top_down(top_down_input) * bottom_up, axis=2), axis=1)
         else:
             logits = common.pooled_attention_logits(
                 top_down_input, bottom_up, self.top_down_kernel, self.top_down_bias
             )
-        return ops.cast(self.activation(logits), self.compute_dtype)
+        return self.scores(logits)
 
     def attention_maps(self, inputs):
         """The maps whose product the layer pools, in float32, without dropout.
@@ -173,7 +162,7 @@ class AttentionalPooling(keras.layers.Layer):
         if not self.built:
             self.build(inputs.shape)
         common.check_features_shape(self.name, inputs.shape, ranks=(4, 5))
-        x = common.flatten_positions(ops.cast(inputs, "float32"))
+        x = self.positions_in_float32(inputs)
         grid = tuple(ops.shape(inputs)[:-1])
         top_down = ops.reshape(self._top_down(x), grid + (self.rank, self.num_classes))
         bottom_up = self._bottom_up(x)
@@ -185,23 +174,11 @@ class AttentionalPooling(keras.layers.Layer):
         return (input_shape[0], self.num_classes)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "rank": self.rank,
-                "class_specific_bottom_up": self.class_specific_bottom_up,
-                "use_bias": self.use_bias,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "top_down_initializer": keras.initializers.serialize(self.top_down_initializer),
-                "bottom_up_initializer": keras.initializers.serialize(self.bottom_up_initializer),
-                "top_down_bias_initializer": keras.initializers.serialize(
-                    self.top_down_bias_initializer),
-                "bottom_up_bias_initializer": keras.initializers.serialize(
-                    self.bottom_up_bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "seed": self.seed,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "rank": self.rank,
+            "class_specific_bottom_up": self.class_specific_bottom_up,
+            **self.initializer_config(
+                "top_down_initializer", "bottom_up_initializer", "top_down_bias_initializer",
+                "bottom_up_bias_initializer"),
+        }

@@ -84,3 +84,13 @@ def pooled_attention_logits(x, bottom_up, top_down_kernel, top_down_bias=None):
 def near_zero_initializer():
     """N(0, 0.001): the authors' initialiser for both attention kernels."""
     return keras.initializers.RandomNormal(stddev=0.001)
+
+
+def bottom_up_initializers(kernel=None, bias=None):
+    """(kernel, bias) initialisers of a bottom-up map; by default N(0, 0.001) and 1.
+
+    With these defaults the bottom-up map starts constant at 1, so an attention head starts
+    as average pooling followed by a linear classifier.
+    """
+    return (keras.initializers.get(kernel or near_zero_initializer()),
+            keras.initializers.get(bias or keras.initializers.Constant(1.0)))

@@ -4,10 +4,11 @@ import keras
 from keras import ops
 
 from keras_attnpool.layers import common
+from keras_attnpool.layers.base import PoolingHead
 
 
 @keras.saving.register_keras_serializable(package="keras_attnpool")
-class PoseRegularizedAttention(keras.layers.Layer):
+class PoseRegularizedAttention(PoolingHead):
     """Rank-1 attentional pooling whose bottom-up map comes from a keypoint-predicting branch.
 
     A pose branch (1x1 convolution to `pose_channels` + ReLU) reads `pose_features` and feeds
@@ -67,28 +68,18 @@ class PoseRegularizedAttention(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        common.check_positive_int("num_classes", num_classes)
+        super().__init__(
+            num_classes, use_bias=use_bias, dropout=dropout, activation=activation,
+            kernel_regularizer=kernel_regularizer, seed=seed, **kwargs,
+        )
         common.check_positive_int("num_keypoints", num_keypoints)
         common.check_positive_int("pose_channels", pose_channels)
-        common.check_rate("dropout", dropout)
-        self.num_classes = int(num_classes)
         self.num_keypoints = int(num_keypoints)
         self.pose_channels = int(pose_channels)
-        self.use_bias = bool(use_bias)
-        self.dropout = float(dropout)
-        self.activation = keras.activations.get(activation)
         self.top_down_initializer = keras.initializers.get(top_down_initializer)
-        self.bottom_up_initializer = keras.initializers.get(
-            bottom_up_initializer or common.near_zero_initializer()
-        )
-        self.bottom_up_bias_initializer = keras.initializers.get(
-            bottom_up_bias_initializer or keras.initializers.Constant(1.0)
-        )
+        self.bottom_up_initializer, self.bottom_up_bias_initializer = (
+            common.bottom_up_initializers(bottom_up_initializer, bottom_up_bias_initializer))
         self.pose_initializer = keras.initializers.get(pose_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def _split_shapes(self, input_shape):
         """(pose_shape, final_shape) from one shape or a list of two."""
@@ -156,15 +147,13 @@ class PoseRegularizedAttention(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         heatmaps, bottom_up, final = self._branches(inputs)
-        x = common.flatten_positions(final)
-        if training and self.dropout > 0:
-            x = keras.random.dropout(x, self.dropout, seed=self.seed_generator)
+        x = self.apply_dropout(common.flatten_positions(final), training)
         logits = common.pooled_attention_logits(
             x, common.flatten_positions(bottom_up), self.top_down_kernel,
             None if self.top_down_bias is None else ops.reshape(self.top_down_bias, (1, -1)),
         )
         return {
-            "logits": ops.cast(self.activation(logits), self.compute_dtype),
+            "logits": self.scores(logits),
             "pose_heatmaps": ops.cast(heatmaps, self.compute_dtype),
         }
 
@@ -188,22 +177,11 @@ class PoseRegularizedAttention(keras.layers.Layer):
         }
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "num_keypoints": self.num_keypoints,
-                "pose_channels": self.pose_channels,
-                "use_bias": self.use_bias,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "top_down_initializer": keras.initializers.serialize(self.top_down_initializer),
-                "bottom_up_initializer": keras.initializers.serialize(self.bottom_up_initializer),
-                "bottom_up_bias_initializer": keras.initializers.serialize(
-                    self.bottom_up_bias_initializer),
-                "pose_initializer": keras.initializers.serialize(self.pose_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "seed": self.seed,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "num_keypoints": self.num_keypoints,
+            "pose_channels": self.pose_channels,
+            **self.initializer_config(
+                "top_down_initializer", "bottom_up_initializer", "bottom_up_bias_initializer",
+                "pose_initializer"),
+        }

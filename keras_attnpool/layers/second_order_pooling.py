@@ -4,10 +4,11 @@ import keras
 from keras import ops
 
 from keras_attnpool.layers import common
+from keras_attnpool.layers.base import PoolingHead
 
 
 @keras.saving.register_keras_serializable(package="keras_attnpool")
-class SecondOrderPooling(keras.layers.Layer):
+class SecondOrderPooling(PoolingHead):
     """Bilinear pooling X^T X / n, signed square root, L2 normalisation, linear classifier.
 
     The classifier sees every entry of the C x C second-moment matrix, so its size grows with
@@ -51,23 +52,17 @@ class SecondOrderPooling(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        common.check_positive_int("num_classes", num_classes)
+        super().__init__(
+            num_classes, use_bias=use_bias, dropout=dropout, activation=activation,
+            kernel_regularizer=kernel_regularizer, seed=seed, **kwargs,
+        )
         if projection_dim is not None:
             common.check_positive_int("projection_dim", projection_dim)
-        common.check_rate("dropout", dropout)
         if not epsilon > 0:
             raise ValueError(f"`epsilon` must be > 0; got {epsilon!r}.")
-        self.num_classes = int(num_classes)
         self.projection_dim = projection_dim
-        self.use_bias = bool(use_bias)
-        self.dropout = float(dropout)
-        self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.epsilon = float(epsilon)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
         channels = common.check_features_shape(self.name, input_shape, ranks=(4, 5))
@@ -102,7 +97,7 @@ class SecondOrderPooling(keras.layers.Layer):
         common.check_features_shape(self.name, inputs.shape, ranks=(4, 5))
         if not self.built:
             self.build(inputs.shape)
-        x = common.flatten_positions(ops.cast(inputs, "float32"))
+        x = self.positions_in_float32(inputs)
         if self.projection_kernel is not None:
             x = ops.matmul(x, common.float32(self.projection_kernel))
             if self.projection_bias is not None:
@@ -115,31 +110,20 @@ class SecondOrderPooling(keras.layers.Layer):
         return signed_root / norm
 
     def call(self, inputs, training=None):
-        features = self.bilinear_features(inputs)
-        if training and self.dropout > 0:
-            features = keras.random.dropout(features, self.dropout, seed=self.seed_generator)
+        features = self.apply_dropout(self.bilinear_features(inputs), training)
         logits = ops.matmul(features, common.float32(self.classifier_kernel))
         if self.classifier_bias is not None:
             logits = logits + common.float32(self.classifier_bias)
-        return ops.cast(self.activation(logits), self.compute_dtype)
+        return self.scores(logits)
 
     def compute_output_shape(self, input_shape):
         common.check_features_shape(self.name, input_shape, ranks=(4, 5))
         return (input_shape[0], self.num_classes)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "projection_dim": self.projection_dim,
-                "use_bias": self.use_bias,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "epsilon": self.epsilon,
-                "seed": self.seed,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "projection_dim": self.projection_dim,
+            **self.initializer_config("kernel_initializer"),
+            "epsilon": self.epsilon,
+        }
