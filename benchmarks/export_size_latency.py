@@ -42,7 +42,7 @@ def _train_demo(num_train: int, epochs: int):
 
     from arrays import fit_and_evaluate
     from keras_attnpool import build_action_model
-    from keras_attnpool.data.cluttered_digits import load_cluttered_digits
+    from keras_attnpool.data.synthetic.cluttered_digits import load_cluttered_digits
 
     train, test, names = load_cluttered_digits(num_train, 500, 5, seed=0)
     keras.utils.set_random_seed(0)

@@ -43,7 +43,7 @@ def main(argv):
 
         from arrays import fit_and_evaluate
         from keras_attnpool import build_action_model
-        from keras_attnpool.data.cluttered_digits import load_cluttered_digits
+        from keras_attnpool.data.synthetic.cluttered_digits import load_cluttered_digits
 
     variants = _variants(keras)
     train, test, classes = load_cluttered_digits(seed=0)

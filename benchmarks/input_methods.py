@@ -13,8 +13,10 @@ import av
 import numpy as np
 import tensorflow as tf
 
-from keras_attnpool.data import augment, frame_index, pipeline, sampling
-from keras_attnpool.data.record_format import encode_example, shard_name, write_tfrecord
+from keras_attnpool.data.input import augment, pipeline, sampling
+from keras_attnpool.data.records import frame_index
+from keras_attnpool.data.records.schema import (
+    encode_example, parse_example, shard_name, write_tfrecord)
 from keras_attnpool.data.video import encode_video
 
 WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 30, 3.5
@@ -173,7 +175,7 @@ def decode_only_dataset(files, augmented: bool = False) -> tf.data.Dataset:
     `augmented`, the pipeline's crop-decode, flip and resize of them instead."""
     clips = []
     for i, serialized in enumerate(tf.data.TFRecordDataset(files)):
-        record = pipeline.parse_example(serialized)
+        record = parse_example(serialized)
         indices = sampling.segment_indices(record["num_frames"], NUM_SEGMENTS, [i, 1])
         clips.append(sampling.gather_frames(record["frames"], indices))
 

@@ -107,7 +107,7 @@ def _methods(data: dict, pool) -> dict:
     from input_methods import (BATCH, IMAGE_SIZE, NUM_SEGMENTS, clips_per_second,
                                decode_only_dataset, device_augment_cost, pool_clips_per_second,
                                pyav_dataset, pyav_sequential)
-    from keras_attnpool.data import pipeline
+    from keras_attnpool.data.input import pipeline
 
     files, videos, n = data["files"], data["videos"], data["num_frames"]
 

@@ -69,7 +69,7 @@ def _child_run(method: str, data_dir: str, out_dir: str, settings: dict) -> dict
                         frame.to_ndarray(format="rgb24", threads=1)
                     frames += 1
         return {"frames": frames, "seconds": time.perf_counter() - start}
-    from keras_attnpool.data.prepare import prepare_dataset
+    from keras_attnpool.data.prepare.run import prepare_dataset
     cpu_start = _cpu_seconds()
     start = time.perf_counter()
     manifest = prepare_dataset("video_folder", data_dir, out_dir, overwrite=True,
@@ -148,8 +148,8 @@ def measure_images(count: int = 48, repeats: int = 3) -> dict:
     import tensorflow as tf
     from PIL import Image
 
-    from keras_attnpool.data.prepare import prepare_dataset
-    from keras_attnpool.data.record_format import parse_example
+    from keras_attnpool.data.prepare.run import prepare_dataset
+    from keras_attnpool.data.records.schema import parse_example
 
     root = tempfile.mkdtemp(prefix="prepare_images_")
     rng = np.random.default_rng(0)

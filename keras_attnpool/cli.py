@@ -46,7 +46,7 @@ def fail_on_input_error(error: BaseException) -> None:
     waits for them while holding it, would hang the exit (seen about one run in eight on
     a busy machine).
     """
-    from keras_attnpool.data.pipeline import input_error_message
+    from keras_attnpool.data.input.errors import input_error_message
 
     message = input_error_message(error)
     if message is None:

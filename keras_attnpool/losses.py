@@ -3,8 +3,7 @@
 import keras
 from keras import ops
 
-# Target value that marks a joint (a heatmap channel) as missing for a sample.
-INVALID_JOINT = -1.0
+from keras_attnpool.data.joints import INVALID_JOINT
 
 
 def masked_heatmap_loss(y_true, y_pred, valid=None):

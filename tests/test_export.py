@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_attnpool import build_action_model  # noqa: E402
-from keras_attnpool.data.cluttered_digits import load_cluttered_digits  # noqa: E402
+from keras_attnpool.data.synthetic.cluttered_digits import load_cluttered_digits  # noqa: E402
 from keras_attnpool.export import (VersionExistsError, export_saved_model,  # noqa: E402
                                    export_tflite, load_interpreter, read_models_config,
                                    run_tflite, update_models_config)

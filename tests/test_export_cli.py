@@ -13,8 +13,8 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_attnpool import build_action_model  # noqa: E402
-from keras_attnpool.data import record_format  # noqa: E402
-from keras_attnpool.data.cluttered_digits import load_cluttered_digits  # noqa: E402
+from keras_attnpool.data.records import schema as record_format  # noqa: E402
+from keras_attnpool.data.synthetic.cluttered_digits import load_cluttered_digits  # noqa: E402
 from keras_attnpool.export import (WorkdirError, calibration_images,  # noqa: E402
                                    export_workdir, read_models_config)
 

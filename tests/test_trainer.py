@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_attnpool import build_action_model
-from keras_attnpool.data import augment
+from keras_attnpool.data.input import augment
 from keras_attnpool.trainer.loop import NonFiniteLossError, TrainConfig, Trainer
 from keras_attnpool.trainer.objectives import make_loss, multi_label_loss
 from keras_attnpool.trainer.strategy import make_strategy

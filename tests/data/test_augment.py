@@ -14,9 +14,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_attnpool.data import augment, heatmaps  # noqa: E402
-from keras_attnpool.data.keypoints import MPII_FLIP  # noqa: E402
-from keras_attnpool.losses import INVALID_JOINT  # noqa: E402
+from keras_attnpool.data.input import augment, heatmaps  # noqa: E402
+from keras_attnpool.data.joints import INVALID_JOINT, MPII_FLIP  # noqa: E402
 
 
 def eager_and_mapped(fn, *args):

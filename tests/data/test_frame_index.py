@@ -10,8 +10,10 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from test_pipeline import identify, jpeg, train, write_shards  # noqa: E402
 
-from keras_attnpool.data import frame_index, pipeline, sampling  # noqa: E402
-from keras_attnpool.data.record_format import parse_example  # noqa: E402
+from keras_attnpool.data.input import pipeline, sampling  # noqa: E402
+from keras_attnpool.data.input.errors import input_error_message  # noqa: E402
+from keras_attnpool.data.records import frame_index  # noqa: E402
+from keras_attnpool.data.records.schema import parse_example  # noqa: E402
 
 
 def noisy_frame(seed, height=24, width=32):
@@ -80,10 +82,10 @@ def test_indexed_reading_touches_only_the_sampled_bytes(tmp_path):
         [(0, int(t)) for t in chosen]
     with pytest.raises(tf.errors.DataLossError) as error:  # reading the whole record fails
         next(iter(train(files, shuffle_buffer=1, batch_size=1, use_index=False)))
-    message = pipeline.input_error_message(error.value)  # what the CLIs print
+    message = input_error_message(error.value)  # what the CLIs print
     assert message.startswith("reading the prepared records failed (DataLossError: ")
     assert "corrupted record" in message and "\n" not in message and "{{" not in message
-    assert pipeline.input_error_message(ValueError("other")) is None
+    assert input_error_message(ValueError("other")) is None
 
 
 def test_indexed_and_whole_records_give_the_same_batches(tmp_path):
@@ -136,7 +138,7 @@ def test_a_shard_changed_after_its_index_names_both_files(tmp_path):
     write_shards(tmp_path, [big, big])
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         next(iter(train(files, batch_size=2, use_index=True)))
-    message = pipeline.input_error_message(error.value)
+    message = input_error_message(error.value)
     assert message.startswith(f"{files[0]}: no JPEG at byte ") and "\n" not in message
     assert "train-00000-of-00001.tfrecord.index" in message and "prepare" in message
 

@@ -11,9 +11,10 @@ import pathlib  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from keras_attnpool.data import keypoints  # noqa: E402
+from keras_attnpool.data import joints  # noqa: E402
+from keras_attnpool.data.datasets import openpose  # noqa: E402
 from keras_attnpool.data.datasets import (  # noqa: E402
-    DATASETS, DatasetSpec, Sample, Skipped, get_reader, read_hmdb51, read_mpii)
+    DATASETS, DatasetError, DatasetSpec, Sample, Skipped, get_reader, read_hmdb51, read_mpii)
 
 # Expected MPII rows written out joint by joint: (x, y, valid).
 COCO_EXPECTED = [
@@ -47,23 +48,23 @@ def flat(num_joints, x0, y0, zero_confidence=()):
 
 def test_coco18_and_body25_mapping():
     np.testing.assert_array_equal(
-        keypoints.openpose_to_mpii(flat(18, 100, 200, zero_confidence=(7,))), COCO_EXPECTED)
-    np.testing.assert_array_equal(keypoints.openpose_to_mpii(flat(25, 300, 400)),
+        openpose.openpose_to_mpii(flat(18, 100, 200, zero_confidence=(7,))), COCO_EXPECTED)
+    np.testing.assert_array_equal(openpose.openpose_to_mpii(flat(25, 300, 400)),
                                   BODY25_EXPECTED)
     with pytest.raises(ValueError, match="45 numbers; expected 54"):
-        keypoints.openpose_to_mpii(flat(15, 0, 0))
+        openpose.openpose_to_mpii(flat(15, 0, 0))
     with pytest.raises(ValueError, match="body25 needs 75"):
-        keypoints.openpose_to_mpii(flat(18, 0, 0), layout="body25")
+        openpose.openpose_to_mpii(flat(18, 0, 0), layout="body25")
 
 
 def test_flip_swaps_left_and_right():
-    names = keypoints.MPII_JOINTS
+    names = joints.MPII_JOINTS
     assert names[6:10] == ("pelvis", "thorax", "upper_neck", "head_top")
     for j, name in enumerate(names):
         mirrored = {"r": "l", "l": "r"}.get(name[0], name[0]) + name[1:] \
             if name[:2] in ("r_", "l_") else name
-        assert names[keypoints.MPII_FLIP[j]] == mirrored
-    assert [keypoints.MPII_FLIP[j] for j in keypoints.MPII_FLIP] == list(range(16))
+        assert names[joints.MPII_FLIP[j]] == mirrored
+    assert [joints.MPII_FLIP[j] for j in joints.MPII_FLIP] == list(range(16))
 
 
 def test_read_openpose_json(tmp_path):
@@ -72,13 +73,13 @@ def test_read_openpose_json(tmp_path):
         {"person_id": [-1], "pose_keypoints_2d": flat(18, 100, 200, zero_confidence=(7,))},
         {"person_id": [-1], "pose_keypoints_2d": flat(18, 0, 0, zero_confidence=range(18))},
         {"pose_keypoints": flat(25, 300, 400)}]}))       # OpenPose 1.0's key
-    people = keypoints.read_openpose_json(str(path))
+    people = openpose.read_openpose_json(str(path))
     assert people.shape == (3, 16, 3) and people.dtype == np.float32
     np.testing.assert_array_equal(people[0], COCO_EXPECTED)
     assert not people[1].any()
     np.testing.assert_array_equal(people[2], BODY25_EXPECTED)
     path.write_text('{"version": 1.3, "people": []}')
-    assert keypoints.read_openpose_json(str(path)).shape == (0, 16, 3)
+    assert openpose.read_openpose_json(str(path)).shape == (0, 16, 3)
 
 
 @pytest.mark.parametrize("text,match", [
@@ -89,8 +90,8 @@ def test_read_openpose_json(tmp_path):
 def test_bad_openpose_json_names_the_file(tmp_path, text, match):
     path = tmp_path / "bad_keypoints.json"
     path.write_text(text)
-    with pytest.raises(keypoints.DatasetError, match="bad_keypoints.json: " + match):
-        keypoints.read_openpose_json(str(path))
+    with pytest.raises(DatasetError, match="bad_keypoints.json: " + match):
+        openpose.read_openpose_json(str(path))
 
 
 def test_read_openpose_video(tmp_path):
@@ -98,7 +99,7 @@ def test_read_openpose_video(tmp_path):
         (tmp_path / f"clip_{frame:012d}_keypoints.json").write_text(json.dumps(
             {"people": [{"pose_keypoints_2d": flat(25, 300 + frame, 400)}]}))
     (tmp_path / "notes.txt").write_text("ignored")
-    frames = keypoints.read_openpose_video(str(tmp_path))
+    frames = openpose.read_openpose_video(str(tmp_path))
     assert [f.shape for f in frames] == [(1, 16, 3), (0, 16, 3), (1, 16, 3)]
     assert frames[2][0, 0].tolist() == [313, 411, 1]     # r ankle = BODY_25 joint 11
 
@@ -132,8 +133,9 @@ def test_records():
 
 
 def test_reader_modules_do_not_import_tensorflow():
-    package = pathlib.Path(keypoints.__file__).parent
-    files = sorted((package / "datasets").glob("*.py")) + [package / "keypoints.py"]
+    package = pathlib.Path(joints.__file__).parent
+    files = sorted((package / "datasets").glob("*.py")) + [package / "joints.py",
+                                                           package / "media.py"]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

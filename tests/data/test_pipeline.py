@@ -19,9 +19,11 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_attnpool import metrics  # noqa: E402
-from keras_attnpool.data import frame_index, pipeline, sampling  # noqa: E402
-from keras_attnpool.data.record_format import encode_example, shard_name  # noqa: E402
-from keras_attnpool.losses import INVALID_JOINT  # noqa: E402
+from keras_attnpool.data.input import files as record_files  # noqa: E402
+from keras_attnpool.data.input import augment, pipeline, sampling  # noqa: E402
+from keras_attnpool.data.joints import INVALID_JOINT  # noqa: E402
+from keras_attnpool.data.records import frame_index  # noqa: E402
+from keras_attnpool.data.records.schema import encode_example, shard_name  # noqa: E402
 
 GARBAGE = b"not a jpeg: decoding this frame would fail"
 H, W = 24, 32
@@ -373,7 +375,7 @@ def test_device_augmentation_finishes_the_cpu_pipelines_batches(tmp_path, indexe
         assert inputs["frames"].dtype == tf.uint8 and inputs["frames"].shape == (4, 3, 24,
                                                                                  24, 3)
         tf.nest.map_structure(np.testing.assert_array_equal, target, device_target)
-        finished = pipeline.augment.device_augment(inputs, 20).numpy()
+        finished = augment.device_augment(inputs, 20).numpy()
         assert finished.shape == frames.shape
         diff = np.abs(finished - frames.numpy())
         assert diff.mean() < 2.0 and np.median(diff) < 1.5, diff.mean()
@@ -390,7 +392,7 @@ def test_device_augmentation_of_images_and_a_canvas_too_small(tmp_path):
     assert label.numpy().tolist() == [0, 1]
     images, _ = next(iter(train(files, num_segments=1, image_mode=True, batch_size=2,
                                 shuffle_buffer=1)))
-    finished = pipeline.augment.device_augment(inputs, 16)
+    finished = augment.device_augment(inputs, 16)
     assert np.abs(finished.numpy() - images.numpy()).mean() < 2.0
     # The canvas comes from the first record (16 px): the second does not fit.
     with pytest.raises(tf.errors.InvalidArgumentError, match="canvas_size"):
@@ -412,11 +414,11 @@ def test_missing_records_name_the_pattern(tmp_path):
 
 def test_split_record_files_reads_the_manifest_or_globs(tmp_path):
     write_shards(tmp_path, [(2, 0)] * 3, shards=2, split="test")
-    assert [os.path.basename(f) for f in pipeline.split_record_files(str(tmp_path), "test")] \
+    assert [os.path.basename(f) for f in record_files.split_record_files(str(tmp_path), "test")] \
         == ["test-00000-of-00002.tfrecord", "test-00001-of-00002.tfrecord"]
     (tmp_path / "manifest.json").write_text(json.dumps(
         {"shards": {"test": ["test-00001-of-00002.tfrecord"]}}))
-    assert pipeline.split_record_files(str(tmp_path), "test") == \
+    assert record_files.split_record_files(str(tmp_path), "test") == \
         [str(tmp_path / "test-00001-of-00002.tfrecord")]
 
 
@@ -428,7 +430,7 @@ DISTRIBUTED = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from keras_attnpool.data import pipeline
+    from keras_attnpool.data.input import pipeline
     files = sys.argv[1:]
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     make = lambda batch, ctx=None: pipeline.train_dataset(
@@ -474,10 +476,10 @@ def test_file_names_with_glob_characters_and_empty_inputs(tmp_path, indexed):
     odd = tmp_path / "clips [v2]"
     odd.mkdir()
     files = write_shards(odd, [(2, 0)] * 2, index=indexed)
-    assert pipeline.list_record_files(files) == files
+    assert record_files.list_record_files(files) == files
     assert next(iter(train(files, batch_size=2)))[1].numpy().tolist() == [0, 0]
     with pytest.raises(ValueError, match="no record files"):
-        pipeline.list_record_files([])
+        record_files.list_record_files([])
     empty = str(tmp_path / "empty.tfrecord")
     tf.io.TFRecordWriter(empty).close()
     with pytest.raises(ValueError, match="no records"):

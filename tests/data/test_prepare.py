@@ -23,13 +23,13 @@ import tensorflow as tf  # noqa: E402
 from conftest import encode_video, write_lines  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from keras_attnpool.data import frame_index  # noqa: E402
 from keras_attnpool.data.datasets import DatasetError  # noqa: E402
-from keras_attnpool.data.prepare import (  # noqa: E402
-    OutputDirError, PrepareError, prepare_dataset)
-from keras_attnpool.data.prepare_worker import (  # noqa: E402
+from keras_attnpool.data.prepare.output import OutputDirError  # noqa: E402
+from keras_attnpool.data.prepare.run import PrepareError, prepare_dataset  # noqa: E402
+from keras_attnpool.data.prepare.worker import (  # noqa: E402
     ConvertSettings, Job, Serialized, convert_sample, unspool, worker_pool)
-from keras_attnpool.data.record_format import encode_example, parse_example  # noqa: E402
+from keras_attnpool.data.records import frame_index  # noqa: E402
+from keras_attnpool.data.records.schema import encode_example, parse_example  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CLI = REPO / "training" / "prepare.py"

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_attnpool.data import sampling  # noqa: E402
+from keras_attnpool.data.input import sampling  # noqa: E402
 
 
 def eager_and_mapped(fn, *args):

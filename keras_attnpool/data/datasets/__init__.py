@@ -51,11 +51,6 @@ def get_reader(name: str) -> Callable[..., DatasetSpec]:
     return DATASETS[key]
 
 
-def read_dataset(name: str, data_dir: str, **kwargs) -> DatasetSpec:
-    """`get_reader(name)(data_dir, **kwargs)`."""
-    return get_reader(name)(data_dir, **kwargs)
-
-
 __all__ = ["DATASETS", "VIDEO_DATASETS", "DatasetError", "DatasetSpec", "Sample", "Skipped",
-           "get_reader", "read_dataset", "read_hico", "read_hmdb51", "read_image_folder",
+           "get_reader", "read_hico", "read_hmdb51", "read_image_folder",
            "read_mpii", "read_ucf101", "read_video_folder"]

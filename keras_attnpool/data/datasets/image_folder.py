@@ -2,7 +2,7 @@
 
 See `class_folders` for the layout, the class order, the split file format
 (`<class>/<file> <train|val|test>` per line) and the seeded stratified split used without
-one. Accepted extensions: `IMAGE_EXTENSIONS` (case-insensitive). Keypoints (OpenPose
+one. Accepted extensions: `media.IMAGE_EXTENSIONS` (case-insensitive). Keypoints (OpenPose
 `--write_json` output) are looked for in `<keypoints_dir>/<class>/<image stem>_keypoints.json`.
 """
 
@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 from keras_attnpool.data.datasets.class_folders import read_class_folders
 from keras_attnpool.data.datasets.records import DatasetSpec
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+from keras_attnpool.data.media import IMAGE_EXTENSIONS
 
 
 def read_image_folder(data_dir: str, *, on_error: str = "skip", split_file: str | None = None,

@@ -7,7 +7,7 @@ Files (from `mpii_human_pose_v1_u12_2.zip` and `mpii_human_pose_v1.tar.gz`):
 
 Fields used (MATLAB, 1-based i): `RELEASE.annolist(i).image.name`,
 `RELEASE.annolist(i).annorect(j).annopoints.point(k).{id, x, y}` (joint id 0..15 in MPII
-order, see `keras_attnpool.data.keypoints.MPII_JOINTS`), `RELEASE.annolist(i).vididx`
+order, see `keras_attnpool.data.joints.MPII_JOINTS`), `RELEASE.annolist(i).vididx`
 (the source video, optional), `RELEASE.act(i).{act_name, cat_name, act_id}` and
 `RELEASE.img_train(i)` (1 train, 0 test; test images have no public action labels).
 
@@ -46,9 +46,9 @@ from keras_attnpool.data.datasets.common import (
     Entry, Reporter, absolute, build_samples, drop_duplicates, read_lines, safe_relpath,
     stratified_split)
 from keras_attnpool.data.datasets.records import DatasetError, DatasetSpec
+from keras_attnpool.data.joints import NUM_JOINTS
 
 ANNOTATION_FILE = "mpii_human_pose_v1_u12_1.mat"
-NUM_JOINTS = 16
 DEFAULT_VAL_FRACTION = 0.46
 
 

@@ -43,7 +43,7 @@ class Sample:
         split: the split this sample belongs to ("train", "val" or "test").
         keypoints_path: OpenPose output for this sample when the reader was given a
             keypoints directory and found it (a JSON file for an image, a folder of
-            per-frame JSON files for a video); see `keras_attnpool.data.keypoints`.
+            per-frame JSON files for a video); see `keras_attnpool.data.datasets.openpose`.
         keypoints: in-memory joints (MPII): float32 array (num_people, 16, 3) holding
             x, y, valid in the MPII joint order.
     """

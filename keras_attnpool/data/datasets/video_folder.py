@@ -2,7 +2,7 @@
 
 See `class_folders` for the layout, the class order, the split file format
 (`<class>/<file> <train|val|test>` per line) and the seeded stratified split used without
-one. Accepted extensions: `VIDEO_EXTENSIONS` (case-insensitive). Keypoints (OpenPose
+one. Accepted extensions: `media.VIDEO_EXTENSIONS` (case-insensitive). Keypoints (OpenPose
 `--write_json` output) are looked for in `<keypoints_dir>/<class>/<video stem>/`.
 """
 
@@ -12,9 +12,7 @@ from collections.abc import Sequence
 
 from keras_attnpool.data.datasets.class_folders import read_class_folders
 from keras_attnpool.data.datasets.records import DatasetSpec
-
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg",
-                    ".wmv", ".flv", ".3gp")
+from keras_attnpool.data.media import VIDEO_EXTENSIONS
 
 
 def read_video_folder(data_dir: str, *, on_error: str = "skip", split_file: str | None = None,

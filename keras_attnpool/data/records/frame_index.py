@@ -8,7 +8,7 @@ clip and then only the bytes of the sampled JPEGs.
 
 `X.tfrecord` has its index in `X.tfrecord.index`: a TFRecord file with one entry per record,
 in the same order. An entry is its record (a `tf.train.SequenceExample`, see
-`record_format`) without the `frames` feature list, with two more context features:
+`records.schema`) without the `frames` feature list, with two more context features:
 
     frame_offsets  int64 [T]   byte position of frame t's JPEG in the shard file
     frame_lengths  int64 [T]   its length in bytes
@@ -17,7 +17,7 @@ The positions follow from the serialised records alone: TFRecord stores a record
 length, a 4-byte CRC, the data and a 4-byte CRC, and protobuf stores each JPEG's bytes
 verbatim inside the serialised SequenceExample. `prepare` writes the index next to each shard
 (and adds it to shards prepared before indexes existed); `write_index` builds it for any
-shard of `record_format` records.
+shard of `records.schema` records.
 
 The pipelines read frames with `read_frames` and `read_frame_batch` (positioned reads,
 `os.pread`, in a `tf.numpy_function`; training reads a whole batch's frames in one call).
@@ -34,8 +34,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_attnpool.data import record_proto
-from keras_attnpool.data.record_format import CONTEXT_SPEC, SEQUENCE_SPEC, write_tfrecord
+from keras_attnpool.data.records import proto
+from keras_attnpool.data.records.schema import CONTEXT_SPEC, SEQUENCE_SPEC, write_tfrecord
 
 INDEX_SUFFIX = ".index"
 # TFRecord framing: uint64 length + uint32 masked CRC of the length, data, uint32 CRC.
@@ -53,12 +53,12 @@ def index_path(shard: str) -> str:
     return os.fspath(shard) + INDEX_SUFFIX
 
 
-def _entry(base: record_proto.SequenceExample, offsets: Sequence[int],
+def _entry(base: proto.SequenceExample, offsets: Sequence[int],
            lengths: Sequence[int]) -> bytes:
     """An index entry: `base` (a record without frames) with the frames' positions."""
     base.context.feature["frame_offsets"].int64_list.value[:] = list(offsets)
     base.context.feature["frame_lengths"].int64_list.value[:] = list(lengths)
-    return record_proto.serialize(base)
+    return proto.serialize(base)
 
 
 def _data_offsets(record_lengths: Iterable[int]) -> Iterator[int]:
@@ -73,21 +73,21 @@ def index_entries(records: Sequence[bytes]) -> list[bytes]:
     """Index entries of the serialised records of one TFRecord file, in file order."""
     entries = []
     for record, start in zip(records, _data_offsets(map(len, records))):
-        example = record_proto.SequenceExample.FromString(record)
+        example = proto.SequenceExample.FromString(record)
         jpegs = [f.bytes_list.value[0]
                  for f in example.feature_lists.feature_list["frames"].feature]
-        positions = record_proto.frame_positions(record, jpegs)
-        entries.append(_entry(record_proto.without_frames(example),
+        positions = proto.frame_positions(record, jpegs)
+        entries.append(_entry(proto.without_frames(example),
                               [start + p for p in positions], [len(j) for j in jpegs]))
     return entries
 
 
-def entries_from_parts(parts: Sequence[record_proto.RecordParts]) -> list[bytes]:
-    """Index entries from what serialising the records gave (`record_proto.RecordParts`,
+def entries_from_parts(parts: Sequence[proto.RecordParts]) -> list[bytes]:
+    """Index entries from what serialising the records gave (`proto.RecordParts`,
     in file order), without reading the records again."""
     entries = []
     for part, start in zip(parts, _data_offsets(p.record_length for p in parts)):
-        entries.append(_entry(record_proto.SequenceExample.FromString(part.base),
+        entries.append(_entry(proto.SequenceExample.FromString(part.base),
                               [start + p for p in part.frame_positions],
                               part.frame_lengths))
     return entries

@@ -23,11 +23,12 @@ from typing import Optional
 
 import numpy as np
 
-from keras_attnpool.data import cluttered_digits
+from keras_attnpool.data.synthetic import cluttered_digits
 from keras_attnpool.data.video import encode_video
 
 SPLITS_FOLDER = "testTrainMulti_7030_splits"
 COMPLETE = "DEMO_COMPLETE.json"
+KEYPOINTS = "keypoints"  # the OpenPose JSON folder under the root
 FPS = 10
 
 # COCO-18 joint index of each landmark: neck = centre, shoulders = top corners, hips = bottom.
@@ -108,7 +109,7 @@ def _write_tree(root: str, settings: dict, test_fraction: float) -> None:
             stem = f"{name}_{i:03d}"
             os.makedirs(os.path.join(root, name), exist_ok=True)
             encode_video(os.path.join(root, name, f"{stem}.avi"), frames, FPS, bit_rate=2_000_000)
-            _write_keypoints(os.path.join(root, "keypoints", name, stem), stem, centres)
+            _write_keypoints(os.path.join(root, KEYPOINTS, name, stem), stem, centres)
             lines.append(f"{stem}.avi {2 if is_test else 1} \n")
         for split in (1, 2, 3):
             with open(os.path.join(root, SPLITS_FOLDER, f"{name}_test_split{split}.txt"),

@@ -4,17 +4,14 @@
                                split=1, workers=8)
 
 Reads the dataset with its reader (`datasets.get_reader`), converts and serialises every
-sample in a process pool (`prepare_worker`: PyAV for videos, Pillow for images; JPEG frames,
-short side resized, never upscaled) and writes the `record_format` SequenceExamples into
-shards `<split>-<index>-of-<count>.tfrecord`, each with its frame index (`frame_index`),
-plus `manifest.json` (see `build_manifest`).
+sample in a process pool (`prepare.worker`: PyAV for videos, Pillow for images; JPEG frames,
+short side resized, never upscaled) and writes the `records.schema` SequenceExamples into
+shards `<split>-<index>-of-<count>.tfrecord` (`prepare.plan` decides which sample goes
+where), each with its frame index (`records.frame_index`), plus `manifest.json` (see
+`prepare.shards.build_manifest`). A sample whose file cannot be decoded is left out of its
+shard (the shard is shorter) and listed in the manifest's `skipped`.
 
-Shards: each split's samples are sorted by `video_id` and cut into shards of `shard_size`
-samples, so the plan (which sample goes into which shard) depends only on the dataset and
-the settings. A sample whose file cannot be decoded is left out of its shard (the shard is
-shorter) and listed in the manifest's `skipped`.
-
-Resumable and idempotent (see `prepare_output` for the files): shards are written to a
+Resumable and idempotent (see `prepare.output` for the files): shards are written to a
 temporary name and renamed when complete, so a reader's `*.tfrecord` glob never sees half a
 shard. A rerun after a crash, Ctrl-C or SIGKILL writes only the missing shards; a rerun
 after success writes nothing and says so; a rerun with other settings (or after the
@@ -25,15 +22,6 @@ with its reason, everything else is written, and when more than `max_failure_fra
 a split's samples fail, the manifest says `"ok": false` (the CLI exits 1) and a warning is
 logged. With `on_error="fail"` the first bad file (in the deterministic shard order)
 raises `PrepareError` naming it; finished shards are kept, so a rerun resumes.
-
-Images (MPII, HICO, image_folder) are stored as 1-frame records, the same format as videos,
-so one pipeline reads everything. Measured on this machine (2 shared cores,
-`benchmarks/prepare_speed.py --images`, tf.data): reading 1-frame records and decoding their
-480-short-side JPEG gave 341 images/s, reading 1280x720 source JPEGs and resizing them to
-short side 480 gave 170 images/s (2.0x). Images are stored at short side 480 by default:
-the paper's image recipe takes random 450 crops of a 480 resize.
-Defaults therefore differ by kind: `short_side` 256 (videos) / 480 (images), `shard_size`
-64 / 1024 samples.
 """
 
 from __future__ import annotations
@@ -41,109 +29,35 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import hashlib
-import inspect
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from typing import Any
 
-from keras_attnpool.data import frame_index
-from keras_attnpool.data.datasets import VIDEO_DATASETS, DatasetSpec, Sample, get_reader
-from keras_attnpool.data.prepare_output import (
-    MANIFEST, OutputDir, OutputDirError, atomic_write, read_json, write_json)
-from keras_attnpool.data.prepare_shards import (
-    FORMAT, build_manifest, failure_summary, finish_shard, json_ready)
-from keras_attnpool.data.prepare_worker import (
+from keras_attnpool.data.datasets import VIDEO_DATASETS, DatasetSpec, Sample
+from keras_attnpool.data.prepare.output import (
+    FORMAT, JSON_INDENT, MANIFEST, OutputDir, OutputDirError)
+from keras_attnpool.data.prepare.plan import (
+    DEFAULT_MAX_FAILURE_FRACTION, ShardPlan, check_arguments, plan_digest, plan_shards,
+    read_spec, record_settings)
+from keras_attnpool.data.prepare.shards import (
+    build_manifest, failure_summary, finish_shard, json_ready)
+from keras_attnpool.data.prepare.worker import (
     ConvertSettings, Failed, Job, Serialized, convert_sample, stop_pool, unspool,
     worker_pool)
-from keras_attnpool.data.record_format import shard_name
+from keras_attnpool.data.records import frame_index
+from keras_attnpool.files import atomic_write, read_json, write_json
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("keras_attnpool.data.prepare")
 
-DEFAULT_SHORT_SIDE = {"video": 256, "image": 480}
-DEFAULT_SHARD_SIZE = {"video": 64, "image": 1024}
-DEFAULT_MAX_FAILURE_FRACTION = 0.05
-ON_ERROR_VALUES = ("skip", "fail")
-__all__ = ["OutputDirError", "PrepareError", "ShardPlan", "plan_shards", "prepare_dataset"]
+__all__ = ["OutputDirError", "PrepareError", "prepare_dataset"]
 
 
 class PrepareError(RuntimeError):
     """A file failed with `on_error="fail"`, or a worker process died; names the file."""
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    """The samples (sorted by video_id) that go into one shard."""
-
-    split: str
-    index: int
-    count: int
-    samples: tuple[Sample, ...]
-
-    @property
-    def name(self) -> str:
-        return shard_name(self.split, self.index, self.count)
-
-
-def plan_shards(spec: DatasetSpec, shard_size: int) -> list[ShardPlan]:
-    """Every split's samples sorted by video_id, cut into shards of `shard_size` samples."""
-    plans = []
-    for split, samples in spec.samples.items():
-        ordered = sorted(samples, key=lambda s: s.video_id)
-        count = math.ceil(len(ordered) / shard_size)
-        plans.extend(ShardPlan(split, i, count,
-                               tuple(ordered[i * shard_size:(i + 1) * shard_size]))
-                     for i in range(count))
-    return plans
-
-
-def plan_digest(plans: list[ShardPlan]) -> str:
-    """A hash of what each shard holds: ids, labels, keypoints (changes mean a new plan)."""
-    digest = hashlib.sha256()
-    for plan in plans:
-        digest.update(f"{plan.name}\n".encode())
-        for s in plan.samples:
-            label = s.label.tobytes() if hasattr(s.label, "tobytes") else str(s.label).encode()
-            keypoints = b"" if s.keypoints is None else s.keypoints.tobytes()
-            digest.update(s.video_id.encode("utf-8", "surrogateescape") + b"\0" + label
-                          + b"\0" + str(s.keypoints_path).encode("utf-8", "surrogateescape")
-                          + b"\0" + keypoints + b"\n")
-    return digest.hexdigest()
-
-
-def _check_arguments(workers: int, on_error: str, jpeg_quality: int,
-                     max_failure_fraction: float, **positive: int | None) -> None:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be an integer >= 0 (0: no worker processes), "
-                         f"got {workers!r}")
-    if on_error not in ON_ERROR_VALUES:
-        raise ValueError(f"on_error must be one of {ON_ERROR_VALUES}, got {on_error!r}")
-    if not 1 <= jpeg_quality <= 100:
-        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality!r}")
-    if not 0.0 <= max_failure_fraction <= 1.0:
-        raise ValueError(f"max_failure_fraction must be in [0, 1], got {max_failure_fraction!r}")
-    for name, value in positive.items():
-        if value is not None and (isinstance(value, bool) or value < 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def read_spec(dataset: str, data_dir: str, split: int, on_error: str,
-              reader_kwargs: dict[str, Any]) -> DatasetSpec:
-    """Runs the dataset's reader; `split` goes only to readers that take one."""
-    reader = get_reader(dataset)
-    kwargs = dict(reader_kwargs, on_error=on_error)
-    if "split" in inspect.signature(reader).parameters:
-        kwargs["split"] = split
-    elif split != 1:
-        raise ValueError(f"split={split!r}: dataset {dataset!r} has no numbered official "
-                         "splits (only hmdb51 and ucf101 do); leave split at 1")
-    return reader(data_dir, **kwargs)
 
 
 def prepare_dataset(dataset: str, data_dir: str, output_dir: str, *, split: int = 1,
@@ -185,17 +99,13 @@ def prepare_dataset(dataset: str, data_dir: str, output_dir: str, *, split: int 
     """
     start = time.perf_counter()
     workers = (os.cpu_count() or 1) if workers is None else workers
-    _check_arguments(workers, on_error, jpeg_quality, max_failure_fraction,
-                     short_side=short_side, shard_size=shard_size, frame_stride=frame_stride,
-                     max_frames=max_frames)
+    check_arguments(workers, on_error, jpeg_quality, max_failure_fraction,
+                    short_side=short_side, shard_size=shard_size, frame_stride=frame_stride,
+                    max_frames=max_frames)
     kind = "video" if dataset.strip().lower() in VIDEO_DATASETS else "image"
     spec = read_spec(dataset, data_dir, split, on_error, reader_kwargs)
-    settings = {"format": FORMAT, "dataset": spec.name, "data_dir": spec.data_dir,
-                "split": split if "split" in spec.info else None,
-                "short_side": short_side or DEFAULT_SHORT_SIDE[kind],
-                "jpeg_quality": jpeg_quality, "shard_size": shard_size or DEFAULT_SHARD_SIZE[kind],
-                "frame_stride": frame_stride, "max_frames": max_frames,
-                "reader_options": dict(sorted(reader_kwargs.items()))}
+    settings = record_settings(spec, kind, split, short_side, jpeg_quality, shard_size,
+                               frame_stride, max_frames, reader_kwargs)
     plans = plan_shards(spec, settings["shard_size"])
     run = {"workers": workers, "on_error": on_error,
            "max_failure_fraction": max_failure_fraction}
@@ -247,7 +157,7 @@ def _write_missing(out: OutputDir, spec: DatasetSpec, plans: list[ShardPlan],
                 "frames_per_second": frames / seconds if seconds > 0 else 0.0}
     manifest = build_manifest(spec, json_ready(settings), plans, done,
                               {**run, **this_run})
-    write_json(out.file(MANIFEST), manifest)
+    write_json(out.file(MANIFEST), manifest, indent=JSON_INDENT)
     if not manifest["ok"]:
         logger.warning("%s: too many files failed: %s", out.path, manifest["failures"])
     return {**manifest, "this_run": {**this_run, "seconds": time.perf_counter() - start}}

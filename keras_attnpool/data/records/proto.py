@@ -1,10 +1,10 @@
-"""The record messages (`record_format`) built with protobuf alone, so that prepare's worker
+"""The record messages (`records.schema`) built with protobuf alone, so that prepare's worker
 processes can serialise records without loading TensorFlow.
 
 `tensorflow.core.example.example_pb2` is the generated protobuf module behind
 `tf.train.SequenceExample`. Imported normally it loads all of TensorFlow first (the package's
 `__init__`); in a prepare worker a bare `tensorflow` namespace module stands in for the
-package (see `prepare_worker`), and the import loads the generated module alone (~15 ms).
+package (see `prepare.worker`), and the import loads the generated module alone (~15 ms).
 Either way the class is the same message, and its bytes are the same.
 """
 
@@ -25,7 +25,7 @@ def build_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
                   height: int = 0, width: int = 0,
                   keypoints: Optional[Sequence[Optional[np.ndarray]]] = None
                   ) -> SequenceExample:
-    """The `tf.train.SequenceExample` of one sample (`record_format` lists its features).
+    """The `tf.train.SequenceExample` of one sample (`records.schema` lists its features).
 
     Built in place: constructing sub-messages first and passing them to their parents
     would copy every JPEG twice more (a clip is ~2.5 MB).

@@ -1,4 +1,4 @@
-"""What `prepare` writes: shards of `record_format` records, and the manifest.
+"""What `prepare` writes: shards of `records.schema` records, and the manifest.
 
 Manifest (`OUT/manifest.json`) keys:
     format            "keras_attnpool.prepared/1"
@@ -33,15 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from keras_attnpool.data import frame_index
 from keras_attnpool.data.datasets import DatasetSpec, Sample
-from keras_attnpool.data.prepare_output import OutputDir, atomic_write, write_json
-from keras_attnpool.data.prepare_worker import Failed
-from keras_attnpool.data.record_format import write_tfrecord
+from keras_attnpool.data.prepare.output import FORMAT, JSON_INDENT, OutputDir
+from keras_attnpool.data.prepare.worker import Failed
+from keras_attnpool.data.records import frame_index
+from keras_attnpool.data.records.schema import write_tfrecord
+from keras_attnpool.files import atomic_write, write_json
 
 logger = logging.getLogger("keras_attnpool.data.prepare")
-
-FORMAT = "keras_attnpool.prepared/1"
 
 
 def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]]
@@ -70,7 +69,7 @@ def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]]
                  lambda temp: frame_index.write_index(shard, path=temp, entries=entries))
     record = {"name": plan.name, "split": plan.split, "index": plan.index, "video_ids": ids,
               "num_frames": frames, "skipped": skipped, "frame_count_mismatch": mismatch}
-    write_json(out.record_path(plan.name), record)
+    write_json(out.record_path(plan.name), record, indent=JSON_INDENT)
     logger.info("wrote %s: %d records, %d frames%s", plan.name, len(ids), sum(frames),
                 f", {len(skipped)} skipped" if skipped else "")
     return record

@@ -1,4 +1,4 @@
-"""tf.data input pipelines over prepared records (`record_format`): training and evaluation.
+"""tf.data input pipelines over prepared records (`records.schema`): training and evaluation.
 
 Stages, in order: list files -> shuffle files -> interleave read -> shuffle records -> parse
 -> sample frame indices on the ENCODED frames -> decode only the sampled JPEGs -> augment ->
@@ -39,50 +39,23 @@ Determinism: the file order, record order, frame indices and augmentation all co
 """
 
 import dataclasses
-import json
 import os
-import re
 from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from keras_attnpool.data import augment, frame_index, heatmaps, sampling
-from keras_attnpool.data.record_format import (
-    CONTEXT_SPEC, NUM_JOINTS, SEQUENCE_SPEC, parse_example)
+from keras_attnpool.data.input import augment, heatmaps, sampling
+from keras_attnpool.data.input.files import (
+    Records, list_record_files, pipeline_files, read_manifest, split_record_files)
+from keras_attnpool.data.joints import NUM_JOINTS
+from keras_attnpool.data.records import frame_index
+from keras_attnpool.data.records.schema import CONTEXT_SPEC, SEQUENCE_SPEC, parse_example
 
 AUTOTUNE = tf.data.AUTOTUNE
 AUGMENT_ON = ("cpu", "device")
 INDEX_IN_MEMORY_BYTES = 64 * 2**20
-Records = Union[str, Sequence[str]]
-
-
-def list_record_files(records: Records) -> list:
-    """Record files from a glob pattern, a file, or a list of files (sorted, checked)."""
-    patterns = [records] if isinstance(records, (str, os.PathLike)) else list(records)
-    if not patterns:
-        raise ValueError("no record files given; run training/prepare.py first")
-    files = []
-    for pattern in map(os.fspath, patterns):
-        # An existing file is taken as named: names may hold glob characters ('[', '?').
-        matches = [pattern] if tf.io.gfile.exists(pattern) else sorted(
-            tf.io.gfile.glob(pattern))
-        if not matches:
-            raise FileNotFoundError(f"{pattern}: no record files match; run "
-                                    "training/prepare.py first or check the path")
-        files += matches
-    return files
-
-
-def split_record_files(directory: str, split: str) -> list:
-    """The shards of `split` in a prepared directory: from manifest.json when present."""
-    manifest = os.path.join(directory, "manifest.json")
-    if tf.io.gfile.exists(manifest):
-        with tf.io.gfile.GFile(manifest) as f:
-            shards = json.load(f).get("shards", {})
-        if split in shards:
-            return list_record_files([os.path.join(directory, name)
-                                      for name in shards[split]])
-    return list_record_files(os.path.join(directory, f"{split}-*-of-*.tfrecord"))
+# The entry points: a prepared split's files, and the two pipelines over them.
+__all__ = ["eval_dataset", "split_record_files", "train_dataset"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,19 +308,6 @@ def _records(shard: tf.Tensor, indexed: bool) -> tf.data.Dataset:
     return records.map(lambda r: (shard, r))
 
 
-def _pipeline_files(files: Sequence[str],
-                    input_context: Optional[tf.distribute.InputContext]) -> list:
-    """The files this input pipeline reads: all of them, or its disjoint share when the
-    strategy calls the dataset function once per pipeline (host)."""
-    if input_context is None or input_context.num_input_pipelines == 1:
-        return list(files)
-    count = input_context.num_input_pipelines
-    if len(files) < count:
-        raise ValueError(f"{len(files)} record files for {count} input pipelines; prepare "
-                         "with more shards")
-    return list(files)[input_context.input_pipeline_id::count]
-
-
 def _read(files: Sequence[str], seed: Optional[int], cycle_length: int, repeat: bool,
           indexed: bool) -> tf.data.Dataset:
     """Files -> (shard, serialized) pairs, shuffled across shards when `seed` is given."""
@@ -390,24 +350,6 @@ def _read_index_in_memory(files: Sequence[str], seed: Optional[int],
     if seed is not None:
         ds = ds.shuffle(len(entries), seed=seed, reshuffle_each_iteration=True)
     return ds.repeat() if repeat else ds
-
-
-def input_error_message(error: BaseException) -> Optional[str]:
-    """One line for an error raised while a pipeline read its records (a
-    `tf.errors.OpError` from a dataset iterator: a stale frame index, a corrupt shard), for
-    the command-line tools to print instead of TensorFlow's traceback; None for any other
-    error."""
-    if not isinstance(error, tf.errors.OpError) or "Iterator" not in str(error):
-        return None
-    text = str(error)
-    # A message of ours, raised in a tf.numpy_function (frame_index.read_frames).
-    ours = re.findall(r"^(?:ValueError|OSError): (.+)$", text, flags=re.M)
-    if ours:
-        return ours[-1].strip()
-    core = re.sub(r"\{\{[^}]*\}\}|\[\[.*?\]\]|\[Op:[^\]]*\]", " ", text, flags=re.S)
-    core = re.sub(r"\s+name:\s*$", "", " ".join(core.split())).rstrip(" .")
-    return (f"reading the prepared records failed ({type(error).__name__}: {core}); check "
-            "the record files, or prepare them again (training/prepare.py --overwrite)")
 
 
 def _options() -> tf.data.Options:
@@ -511,7 +453,7 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                  _is_multi_label(first) if multi_label is None else multi_label,
                  image_mode, seed, tuple(scales), max_distort, color_jitter, size,
                  heatmap_shape, flip, indexed, augment_on, int(canvas_size or 0), pipeline_id)
-    files = _pipeline_files(files, input_context)
+    files = pipeline_files(files, input_context)
     if indexed and _index_in_memory(files, index_in_memory):
         # Small enough to hold: shuffled whole, and no per-record reading.
         ds = _read_index_in_memory(files, seed, repeat)
@@ -539,12 +481,10 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
 def _default_canvas(files: Sequence[str], first: dict) -> int:
     """The canvas side for augment_on="device": the short side `prepare` stored frames at
     (the manifest next to the shards says), else the first record's."""
-    manifest = os.path.join(os.path.dirname(files[0]), "manifest.json")
-    if tf.io.gfile.exists(manifest):
-        with tf.io.gfile.GFile(manifest) as f:
-            short_side = json.load(f).get("settings", {}).get("short_side")
-        if short_side:
-            return int(short_side)
+    manifest = read_manifest(os.path.dirname(files[0])) or {}
+    short_side = manifest.get("settings", {}).get("short_side")
+    if short_side:
+        return int(short_side)
     side = int(min(first["height"], first["width"]))
     if side < 1:
         raise ValueError(f"{files[0]}: its first record has no frame size; pass "
@@ -606,7 +546,7 @@ def eval_dataset(records: Records, *, image_size: int, batch_size: int,
     if multi_label is None:
         multi_label = _is_multi_label(_first_record(files, indexed))
     spec = _Spec(test_frames, image_size, multi_label, image_mode, indexed=indexed)
-    ds = _read(_pipeline_files(files, input_context), None, cycle_length, repeat=False,
+    ds = _read(pipeline_files(files, input_context), None, cycle_length, repeat=False,
                indexed=indexed)
     ds = ds.map(lambda *r: _eval_example(r, spec, resize_short, views), AUTOTUNE,
                 deterministic=True)

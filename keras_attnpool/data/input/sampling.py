@@ -14,7 +14,7 @@ from typing import Tuple
 
 import tensorflow as tf
 
-from keras_attnpool.data.record_format import NUM_JOINTS
+from keras_attnpool.data.joints import NUM_JOINTS
 
 # Test frames per clip in the paper's HMDB51 protocol (predictions averaged over them).
 PAPER_TEST_FRAMES = 25

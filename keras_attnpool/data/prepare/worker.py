@@ -1,7 +1,7 @@
 """The worker side of `prepare`: one sample's media file -> its serialised record.
 
 `convert_sample(job, settings)` runs in a worker process and returns either a `Serialized`
-(the sample's `record_format` record: JPEG frames at the stored size, fps, keypoints scaled
+(the sample's `records.schema` record: JPEG frames at the stored size, fps, keypoints scaled
 to the stored size, the label the parent put in the job; plus what its frame index entry
 needs) or a `Failed` (path and one-line reason); it never raises for a bad file. The parent
 only frames the records into shards: with serialisation in the workers it keeps up with
@@ -12,7 +12,7 @@ do not mix) and import only PyAV, NumPy, Pillow and protobuf: an initializer put
 namespace modules in place of the `keras_attnpool` and `tensorflow` packages, so neither
 package's `__init__` (Keras and TensorFlow: ~3.4 s and ~770 MB per process, measured on
 this machine) is run in a worker; the record messages come from TensorFlow's generated
-protobuf module alone (`record_proto`). The initializer also makes workers ignore Ctrl-C
+protobuf module alone (`records.proto`). The initializer also makes workers ignore Ctrl-C
 (the parent stops them) and exit when the parent dies (a SIGKILLed prepare leaves no
 orphans decoding on).
 """
@@ -30,9 +30,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from keras_attnpool.data import record_proto, video
+from keras_attnpool.data import video
+from keras_attnpool.data.joints import NUM_JOINTS
+from keras_attnpool.data.records import proto
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _WORKER_BOOTSTRAP = """
 import os, signal, sys, threading, time, types
@@ -102,12 +104,12 @@ class Converted:
 
 @dataclass(frozen=True)
 class Serialized:
-    """A converted sample as its record (`record_format`), ready to be written to a shard,
+    """A converted sample as its record (`records.schema`), ready to be written to a shard,
     and what its frame index entry needs (`parts`)."""
 
     video_id: str
     record: bytes  # empty while the record waits in a spool file (`spool` / `unspool`)
-    parts: record_proto.RecordParts
+    parts: proto.RecordParts
     num_source_frames: int
     declared_frames: int
     complete: bool
@@ -130,7 +132,7 @@ class Failed:
 def scale_keypoints(keypoints: np.ndarray, source_size: tuple[int, int],
                     size: tuple[int, int]) -> np.ndarray:
     """(num_people, 16, 3) x, y, valid moved from `source_size` to `size` (height, width)."""
-    out = np.array(keypoints, np.float32, copy=True).reshape(-1, 16, 3)
+    out = np.array(keypoints, np.float32, copy=True).reshape(-1, NUM_JOINTS, 3)
     out[..., 0] *= size[1] / source_size[1]
     out[..., 1] *= size[0] / source_size[0]
     out[..., :2] *= out[..., 2:3] > 0  # invalid joints stay at 0, 0
@@ -141,7 +143,7 @@ def _image_keypoints(job: Job, source_size: tuple[int, int],
                      size: tuple[int, int]) -> list[np.ndarray | None] | None:
     keypoints = job.keypoints
     if keypoints is None and job.keypoints_path is not None:
-        from keras_attnpool.data.keypoints import read_openpose_json
+        from keras_attnpool.data.datasets.openpose import read_openpose_json
         keypoints = read_openpose_json(job.keypoints_path)
     return None if keypoints is None else [scale_keypoints(keypoints, source_size, size)]
 
@@ -172,7 +174,7 @@ def convert_video(job: Job, settings: ConvertSettings) -> Converted:
                                  frame_fn=video.jpeg_encoder(settings.jpeg_quality))
     keypoints = None
     if job.keypoints_path is not None:
-        from keras_attnpool.data.keypoints import read_openpose_video
+        from keras_attnpool.data.datasets.openpose import read_openpose_video
         per_frame = read_openpose_video(job.keypoints_path)
         keypoints = [scale_keypoints(per_frame[i], decoded.source_size, decoded.size)
                      if i < len(per_frame) else None for i in decoded.frame_indices]
@@ -183,13 +185,13 @@ def convert_video(job: Job, settings: ConvertSettings) -> Converted:
 
 def serialize(job: Job, converted: Converted) -> Serialized:
     """The record of a converted sample (labels from the job), and its index parts."""
-    example = record_proto.build_example(
+    example = proto.build_example(
         job.video_id, converted.frames, label=job.label, labels=job.labels,
         fps=converted.fps, height=converted.height, width=converted.width,
         keypoints=converted.keypoints)
-    record = record_proto.serialize(example)
+    record = proto.serialize(example)
     return Serialized(job.video_id, record,
-                      record_proto.record_parts(example, record, converted.frames),
+                      proto.record_parts(example, record, converted.frames),
                       converted.num_source_frames, converted.declared_frames,
                       converted.complete)
 

@@ -3,17 +3,18 @@
 Layout:
 
     OUT/manifest.json                          written last, atomically
-    OUT/<split>-<index>-of-<count>.tfrecord    complete shards only (see `record_format`)
-    OUT/<shard>.tfrecord.index                 each shard's frame index (`frame_index`)
+    OUT/<split>-<index>-of-<count>.tfrecord    complete shards only (`records.schema`)
+    OUT/<shard>.tfrecord.index                 each shard's frame index (`records.frame_index`)
     OUT/.prepare/state.json                    settings + plan digest of this folder
     OUT/.prepare/<shard name>.json             one per finished shard: what it holds
     OUT/.prepare/lock                          held (flock) while a prepare runs
 
-Every file is written to a temporary name that starts with "." and ends in ".tmp-<pid>"
-(so `*.tfrecord` never matches it), flushed to disk, then renamed with `os.replace`. A
-shard is done when its `.tfrecord` and its `.prepare/<shard>.json` both exist: the shard is
-renamed first, so a crash between the two only means the shard is written again (with the
-same bytes: shard contents are deterministic). A finished shard without its index (a crash
+Every file is written atomically (`keras_attnpool.files`: a temporary name that starts
+with "." and ends in ".tmp-<pid>", so `*.tfrecord` never matches it, flushed to disk, then
+renamed with `os.replace`). A shard is done when its `.tfrecord` and its
+`.prepare/<shard>.json` both exist: the shard is renamed first, so a crash between the two
+only means the shard is written again (with the same bytes: shard contents are
+deterministic). A finished shard without its index (a crash
 in between, or a folder prepared before indexes existed) gets the index built from the
 shard, without converting its media again.
 """
@@ -22,61 +23,31 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
+
+from keras_attnpool.files import read_json, write_json
 
 try:
     import fcntl
 except ImportError:  # Windows: no lock, one prepare per folder is up to the user
     fcntl = None
 
+# The version of what a prepare writes (records, indexes, manifest): the manifest's `format`.
+FORMAT = "keras_attnpool.prepared/1"
 MANIFEST = "manifest.json"
 STATE_DIR = ".prepare"
 STATE = "state.json"
+# Indentation of the JSON files a prepare writes (manifest, state, finished shards).
+JSON_INDENT = 1
 _SHARD_FILE = re.compile(r"^[A-Za-z0-9_]+-\d{5}-of-\d{5}\.tfrecord(\.index)?$")
 
 
 class OutputDirError(ValueError):
     """The output folder cannot be used as asked; the message says why and what to do."""
-
-
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Calls `write(temp_path)`, syncs the file, then renames it to `path`."""
-    folder, name = os.path.split(path)
-    temp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
-    try:
-        write(temp)
-        fd = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-
-
-def write_json(path: str, data: Any) -> None:
-    """Writes `data` as indented JSON, atomically."""
-    def write(temp: str) -> None:
-        with open(temp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=False, allow_nan=False)
-            f.write("\n")
-    atomic_write(path, write)
-
-
-def read_json(path: str) -> Any | None:
-    """The JSON in `path`, or None when it does not exist or is not valid JSON."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 class OutputDir:
@@ -146,7 +117,7 @@ class OutputDir:
                 if name != "lock":
                     path = os.path.join(self.state_dir, name)
                     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-        write_json(os.path.join(self.state_dir, STATE), state)
+        write_json(os.path.join(self.state_dir, STATE), state, indent=JSON_INDENT)
 
     def finished(self, shard: str) -> dict[str, Any] | None:
         """The finished-shard record of `shard`, or None when it must be (re)written."""

@@ -26,9 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_attnpool.data import record_proto
-
-NUM_JOINTS = 16
+from keras_attnpool.data.records import proto
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -47,7 +45,7 @@ def encode_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
                    height: int = 0, width: int = 0,
                    keypoints: Optional[Sequence[Optional[np.ndarray]]] = None) -> bytes:
     """Serialises one sample. `keypoints[t]` is None or a (num_people, 16, 3) array."""
-    return record_proto.serialize(record_proto.build_example(
+    return proto.serialize(proto.build_example(
         video_id, jpeg_frames, label, labels, fps, height, width, keypoints))
 
 

@@ -23,9 +23,7 @@ from typing import Tuple
 
 import tensorflow as tf
 
-from keras_attnpool.data.keypoints import MPII_FLIP
-from keras_attnpool.data.record_format import NUM_JOINTS
-from keras_attnpool.losses import INVALID_JOINT
+from keras_attnpool.data.joints import INVALID_JOINT, MPII_FLIP, NUM_JOINTS
 
 HEATMAP_SHAPES = ("disk", "gaussian")
 
