@@ -18,10 +18,11 @@ import time
 from absl import flags
 
 from keras_attnpool import cli
-from keras_attnpool.trainer.presets import HEADS, PRESETS
+from keras_attnpool.trainer.presets import PRESETS
 
 _SEEDS = flags.DEFINE_list("seeds", "0,1,2", "Comma-separated seeds.")
-_HEADS = flags.DEFINE_list("heads", "attention,avg", f"Comma-separated heads: {', '.join(HEADS)}.")
+_HEADS = flags.DEFINE_list("heads", "attention,avg", "Comma-separated heads, from "
+                           "keras_attnpool.models.HEADS.")
 _STEPS = flags.DEFINE_integer("steps", PRESETS["demo"]["steps"], "Training steps of every run.",
                               lower_bound=1)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the runs' workdirs (default: a "
@@ -30,8 +31,8 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Demo data (default: the usual
 _DROPOUT = flags.DEFINE_float("dropout", None, "Head dropout override.")
 
 
-def _checked_flags() -> tuple:
-    """(seeds, heads); exits 2 on a bad one."""
+def _checked_flags(heads: tuple) -> tuple:
+    """(seeds, heads) from the flags; `heads` are the accepted ones. Exits 2 on a bad one."""
     try:
         seeds = [int(s) for s in _SEEDS.value]
     except ValueError:
@@ -39,10 +40,10 @@ def _checked_flags() -> tuple:
                  "e.g. --seeds=0,1,2")
     if not seeds:
         cli.fail("--seeds is empty; e.g. --seeds=0,1,2")
-    unknown = [h for h in _HEADS.value if h not in HEADS]
+    unknown = [h for h in _HEADS.value if h not in heads]
     if unknown or not _HEADS.value:
         cli.fail(f"--heads={','.join(_HEADS.value)}: unknown or empty; accepted: "
-                 f"{', '.join(HEADS)}")
+                 f"{', '.join(heads)}")
     return seeds, list(_HEADS.value)
 
 
@@ -63,12 +64,14 @@ def _print_table(results: dict, seeds: list, steps: int, num_examples: int) -> N
 
 def main(argv):
     del argv
-    seeds, heads = _checked_flags()
     with cli.quiet_native_logs():
         import keras
 
+        from keras_attnpool.models import HEADS
         from keras_attnpool.trainer.experiment import run_experiment
         from keras_attnpool.trainer.presets import make_config
+
+    seeds, heads = _checked_flags(HEADS)
 
     base = _WORKDIR.value or tempfile.mkdtemp(prefix="demo_heads_")
     results = {head: {} for head in heads}

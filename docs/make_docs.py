@@ -1,8 +1,7 @@
 r"""Regenerates the README's attention pictures and ablation tables from the commands.
 
-    python docs/make_docs.py                  # ablation + resolution + pictures, 3 seeds:
-                                              # ~1.5 hours on 2 shared CPU cores (finished
-                                              # runs in --workdir are reused)
+    python docs/make_docs.py                  # ablation + resolution + pictures, 3 seeds
+                                              # (finished runs in --workdir are reused)
     python docs/make_docs.py --readme_only    # only rewrite the README from docs/
 
 Steps: `benchmarks/ablate.py` -> docs/ablation_demo.md, `benchmarks/resolution.py` ->
@@ -11,9 +10,9 @@ pose-regularised runs (seed 1) for a demo test video and one of its frames ->
 docs/attention_*.png (paletted, a few tens of KB), then the README text between
 `<!-- attention-pictures:start/end -->` and `<!-- ablation:start/end -->` (nothing else).
 docs/ablation_notes.md (written by hand: what the tables say) is placed under the tables.
+docs/benchmark_times.md lists how long the steps took.
 """
 
-import argparse
 import os
 import re
 import subprocess
@@ -21,9 +20,20 @@ import sys
 import tempfile
 from typing import List
 
+from absl import flags
+
 DOCS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(DOCS)
+# benchmarks/ablation.py (flag-free) names the runs that the benchmark scripts train.
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+from keras_attnpool import cli  # noqa: E402
+
+_README_ONLY = flags.DEFINE_bool("readme_only", False, "Only rewrite the README from docs/.")
+_WORKDIR = flags.DEFINE_string("workdir", os.path.join(ROOT, "workdir", "ablate_demo"),
+                               "Root of the ablation's runs (reused when finished).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Demo data (default: the default).")
+_WORKERS = flags.DEFINE_integer("workers", None, "Prepare's processes.", lower_bound=0)
 
 PICTURES = {  # docs file -> (variant, input kind)
     "attention_video.png": ("rank1", "video"),
@@ -60,14 +70,15 @@ def _middle_frame_png(video: str, folder: str) -> str:
 
 def make_pictures(root: str, data_dir: str, base: dict) -> None:
     """Draws the README's pictures with training/visualize.py and shrinks them."""
-    import ablate
     from PIL import Image
+
+    import ablation
 
     video = _test_video(data_dir)
     with tempfile.TemporaryDirectory() as folder:
         image = _middle_frame_png(video, folder)
         for name, (variant, kind) in PICTURES.items():
-            workdir = ablate.variant_config(base, variant, 1, root).workdir
+            workdir = ablation.variant_config(base, variant, 1, root).workdir
             out = os.path.join(folder, name)
             _run("training/visualize.py", f"--workdir={workdir}", f"--out={out}",
                  "--frames=4", f"--classes={DEMO_CLASS}", "--inputs",
@@ -139,26 +150,23 @@ def write_readme() -> None:
     print(f"Rewrote the attention-pictures and ablation sections of {path}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme_only", action="store_true")
-    parser.add_argument("--workdir", default=os.path.join(ROOT, "workdir", "ablate_demo"))
-    parser.add_argument("--data_dir", default=None, help="demo data (default: the default)")
-    parser.add_argument("--workers", default=None)
-    args = parser.parse_args()
-    if not args.readme_only:
-        import ablate
-        from keras_attnpool.data import demo
+def main(argv) -> None:
+    del argv
+    if not _README_ONLY.value:
+        import ablation
+        from keras_attnpool.data.synthetic import demo
 
-        data_dir = os.path.abspath(args.data_dir or demo.default_root())
-        common = [f"--workdir={args.workdir}", f"--data_dir={data_dir}", f"--seeds={SEEDS}"] + (
-            [f"--workers={args.workers}"] if args.workers is not None else [])
+        data_dir = os.path.abspath(_DATA_DIR.value or demo.default_root())
+        # The same overrides go to the benchmarks as flags of the same names and name the
+        # runs the pictures are drawn from (a run's workdir name hashes its config).
+        overrides = {"data_dir": data_dir, "workers": _WORKERS.value}
+        common = [f"--workdir={_WORKDIR.value}", f"--seeds={SEEDS}"] + [
+            f"--{name}={value}" for name, value in overrides.items() if value is not None]
         _run("benchmarks/ablate.py", *common, "--out=docs/ablation_demo.md")
         _run("benchmarks/resolution.py", *common, "--out=docs/resolution_demo.md")
-        base, _, _ = ablate.check_args(ablate.build_parser().parse_args(common))
-        make_pictures(args.workdir, data_dir, base)
+        make_pictures(_WORKDIR.value, data_dir, ablation.base_overrides(**overrides))
     write_readme()
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

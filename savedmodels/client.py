@@ -16,11 +16,12 @@ can be checked without a server (tests/test_client.py).
 
 import base64
 import os
-import sys
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from keras_attnpool import cli
 
 _SERVER = flags.DEFINE_string("server", "localhost", "TF Serving host[:port]; the port "
                               "defaults to 8501 for REST and 8500 for gRPC.")
@@ -258,12 +259,7 @@ def _decode_for_picture(data: bytes) -> Optional[np.ndarray]:
         return None
 
 
-def main(argv):
-    paths = argv[1:]
-    if not _MODEL_NAME.value:
-        raise app.UsageError("--model_name is required (the name in models.config).")
-    if bool(paths) == bool(_VIDEO.value):
-        raise app.UsageError("Pass image files as arguments, or --video=FILE (not both).")
+def _classify(paths: List[str]) -> None:
     if _VIDEO.value:
         frames = read_video_frames(_VIDEO.value, _NUM_FRAMES.value, _MAX_SIDE.value)
         signature, inputs, labels, picture = "classify_video", video_inputs(frames), [
@@ -288,13 +284,17 @@ def main(argv):
         print(f"attention map: {save_attention_png(attention, _ATTENTION_PNG.value, picture)}")
 
 
-def _run():
+def main(argv):
+    paths = argv[1:]
+    if not _MODEL_NAME.value:
+        cli.fail("--model_name is required (the name in models.config).")
+    if bool(paths) == bool(_VIDEO.value):
+        cli.fail("Pass image files as arguments, or --video=FILE (not both).")
     try:
-        app.run(main)
+        _classify(paths)
     except ClientError as error:
-        print(f"client.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(str(error))
 
 
 if __name__ == "__main__":
-    _run()
+    cli.run(main)

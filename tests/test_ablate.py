@@ -1,5 +1,7 @@
 """benchmarks/ablate.py and benchmarks/resolution.py: an equal budget for every row, the
-table's numbers, the head costs, reuse of finished runs, and a miniature end-to-end run."""
+table's numbers, the head costs, reuse of finished runs, bad flags, and a miniature end-to-end
+run. The functions live in benchmarks/ablation.py (no flags: importable here); the two
+command lines are run as programs."""
 
 import dataclasses
 import json
@@ -16,17 +18,18 @@ import tensorflow as tf  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-import ablate  # noqa: E402
-import resolution  # noqa: E402
-from keras_attnpool.data import record_format  # noqa: E402
+import ablation  # noqa: E402
+from keras_attnpool.data.records import schema as record_format  # noqa: E402
 from keras_attnpool.trainer.presets import PRESETS  # noqa: E402
 
-HEAD_FIELDS = {"head", "rank", "class_specific_bottom_up", "workdir", "seed"}
+# What a row may change: its head's fields (heatmap_size is derived for the pose head only),
+# its seed and its workdir.
+HEAD_FIELDS = {"head", "rank", "class_specific_bottom_up", "heatmap_size", "workdir", "seed"}
 
 
 def test_every_row_is_the_preset_with_only_the_head_changed(tmp_path):
     base = {"dataset": "demo", "steps": None, "batch_size": None}
-    configs = {v: ablate.variant_config(base, v, 3, str(tmp_path)) for v in ablate.VARIANTS}
+    configs = {v: ablation.variant_config(base, v, 3, str(tmp_path)) for v in ablation.VARIANTS}
     budgets = [{k: v for k, v in dataclasses.asdict(c).items() if k not in HEAD_FIELDS}
                for c in configs.values()]
     assert all(b == budgets[0] for b in budgets)
@@ -35,23 +38,23 @@ def test_every_row_is_the_preset_with_only_the_head_changed(tmp_path):
         "avg", "attention", "pose_attention", "second_order"]
     assert configs["rank5"].rank == 5 and configs["class_specific"].class_specific_bottom_up
     assert len({c.workdir for c in configs.values()}) == len(configs)
-    bigger = ablate.variant_config(base, "avg", 3, str(tmp_path), image_size=96)
+    bigger = ablation.variant_config(base, "avg", 3, str(tmp_path), image_size=96)
     assert (bigger.image_size, bigger.resize_short) == (96, 96)
     assert bigger.workdir != configs["avg"].workdir
 
 
 def test_a_finished_run_is_reused_only_with_the_same_config(tmp_path):
-    config = ablate.variant_config({"dataset": "demo"}, "rank1", 1, str(tmp_path))
-    assert ablate.finished_metrics(config) is None
+    config = ablation.variant_config({"dataset": "demo"}, "rank1", 1, str(tmp_path))
+    assert ablation.finished_metrics(config) is None
     os.makedirs(config.workdir)
     with open(os.path.join(config.workdir, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f)
     with open(os.path.join(config.workdir, "metrics.json"), "w") as f:
         json.dump({"top1": 0.75}, f)
-    assert ablate.finished_metrics(config) == {"top1": 0.75}
-    assert ablate.train_and_score(config, log=lambda m: None)["top1"] == 0.75
+    assert ablation.finished_metrics(config) == {"top1": 0.75}
+    assert ablation.train_and_score(config, log=lambda m: None)["top1"] == 0.75
     other = dataclasses.replace(config, steps=config.steps + 1)
-    assert ablate.finished_metrics(other) is None
+    assert ablation.finished_metrics(other) is None
 
 
 def test_table_has_mean_spread_seeds_and_costs():
@@ -59,21 +62,21 @@ def test_table_has_mean_spread_seeds_and_costs():
              "latency_ratio": 1.0, "latency_ms": 0.1},
             {"name": "attention, rank 1", "values": [0.9], "params": 774,
              "latency_ratio": 1.234, "latency_ms": 0.2}]
-    table = ablate.markdown_table(rows, "top1", [1, 2]).splitlines()
+    table = ablation.markdown_table(rows, "top1", [1, 2]).splitlines()
     assert table[0].startswith("| head | top1 (mean ± sd) | top1 per seed (1, 2) |")
     assert table[2] == "| avg pooling | 0.600 ± 0.141 | 0.500 0.700 | 645 | 1.00 | 0.100 |"
     assert "0.900 ± n/a" in table[3] and "| 1.23 |" in table[3]
-    assert ablate.dataset_metric("mpii") == "mAP" and ablate.dataset_metric("hmdb51") == "top1"
-    gain = resolution.gain_row("64 px", rows[0], {**rows[1], "values": [0.9, 0.8]})
+    assert ablation.dataset_metric("mpii") == "mAP" and ablation.dataset_metric("hmdb51") == "top1"
+    gain = ablation.gain_row("64 px", rows[0], {**rows[1], "values": [0.9, 0.8]})
     np.testing.assert_allclose(gain["values"], [0.4, 0.1])
     assert gain["params"] == 129
 
 
 def test_head_costs_count_the_head_alone_and_pair_ratios_to_avg(tmp_path):
     base = {"dataset": "demo", "image_size": 32, "resize_short": 32}
-    configs = {v: ablate.variant_config(base, v, 1, str(tmp_path))
+    configs = {v: ablation.variant_config(base, v, 1, str(tmp_path))
                for v in ("avg", "rank1", "rank5", "pose", "second_order")}
-    costs = ablate.head_costs(configs, num_classes=5, repeats=2)
+    costs = ablation.head_costs(configs, num_classes=5, repeats=2)
     channels = 128  # the tiny backbone's
     assert costs["avg"]["params"] == channels * 5 + 5
     assert costs["rank1"]["params"] == channels * 6 + 6   # K + 1 maps, with biases
@@ -91,26 +94,46 @@ def test_the_pose_row_needs_keypoints_in_the_records(with_keypoints, tmp_path):
     with tf.io.TFRecordWriter(str(path)) as writer:
         writer.write(record_format.encode_example("a", [jpeg, jpeg], label=0, height=8,
                                                   width=8, keypoints=[joints, None]))
-    assert ablate.records_have_keypoints(str(tmp_path)) == with_keypoints
+    assert ablation.records_have_keypoints(str(tmp_path)) == with_keypoints
 
 
 @pytest.mark.parametrize("script, flags, message", [
     ("ablate.py", ["--seeds=one"], "--seeds=one: give comma-separated integers"),
     ("ablate.py", ["--variants=avg,rank9"], "--variants=avg,rank9: unknown rank9"),
     ("ablate.py", ["--dataset=hmdb51"], "--data_dir is required"),
+    ("ablate.py", ["--dataset=kinetics"], "--dataset"),
     ("resolution.py", ["--sizes=64"], "--sizes=64: give two or more input sizes"),
+    ("resolution.py", ["--seeds=1,x"], "--seeds=1,x: give comma-separated integers"),
+    ("resolution.py", ["--variants=rank5"], "--variants does not apply to resolution.py"),
 ])
-def test_bad_options_exit_2_with_one_line(script, flags, message, capsys):
-    main = ablate.main if script == "ablate.py" else resolution.main
-    with pytest.raises(SystemExit) as exit_info:
-        main(flags)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+def test_bad_options_exit_2_with_one_line(script, flags, message):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *flags],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [result.stderr.splitlines()[0]]
+    assert result.stderr.startswith(f"{script}: error: ") and message in result.stderr
+
+
+def test_flags_give_the_overrides_of_the_same_names(tmp_path):
+    """docs/make_docs.py passes `base_overrides(**overrides)`'s keywords to ablate.py as flags
+    of the same names and draws pictures from the runs those name: both must agree."""
+    overrides = {"dataset": "hmdb51", "data_dir": str(tmp_path / "hmdb51"), "steps": 7,
+                 "batch_size": 3, "test_frames": 2, "workers": 1}
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import ablate; from absl import flags; "
+            "flags.FLAGS(['ablate.py'] + sys.argv[2:]); print(repr(ablate.checked_flags().base))")
+    result = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, "benchmarks"),
+                             *[f"--{name}={value}" for name, value in overrides.items()]],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr(ablation.base_overrides(**overrides))
+    demo = ablation.base_overrides(data_dir="~/d")
+    assert demo["steps"] == ablation.DEMO_STEPS
+    assert demo["data_dir"] == os.path.join(os.path.expanduser("~"), "d")
 
 
 @pytest.mark.slow
 def test_miniature_ablation_writes_the_table(tmp_path):
-    from keras_attnpool.data.demo import make_demo_dataset
+    from keras_attnpool.data.synthetic.demo import make_demo_dataset
 
     data = make_demo_dataset(str(tmp_path / "data"), num_classes=3, clips_per_class=5,
                              num_frames=8, num_fragments=4, test_fraction=0.4)

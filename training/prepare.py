@@ -7,7 +7,7 @@ r"""Decode a dataset once into sharded TFRecords of JPEG frames, with a manifest
 
 HMDB51 split 1 (5,100 clips, ~0.5 M frames) takes roughly 0.5 M / (frames/s printed at the
 end) seconds; rerunning the same command resumes after a crash or Ctrl-C and does nothing
-once everything is written. See `keras_attnpool.data.prepare` for the record layout, the
+once everything is written. See `keras_attnpool.data.prepare.run` for the record layout, the
 manifest and the error policy.
 
 Exit codes: 0 done; 1 too many files failed (more than --max_failure_fraction of a split;
@@ -17,12 +17,11 @@ made with other settings (use --overwrite); 130 interrupted (rerun to finish).
 """
 
 import os
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags, logging
 
-from absl import app, flags, logging  # noqa: E402
+from keras_attnpool import cli
 
 _DATASET = flags.DEFINE_enum(
     "dataset", None, ["hmdb51", "ucf101", "mpii", "hico", "video_folder", "image_folder"],
@@ -68,39 +67,26 @@ _READER_OTHER = {
 }
 
 
-def _fail(message: str, code: int = 2) -> None:
-    print(f"prepare.py: error: {' '.join(str(message).split())}", file=sys.stderr)
-    sys.exit(code)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, but a bad flag is one line on stderr and exit code 2."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as error:
-        _fail(f"{error}; see --helpshort")
-
-
 def _check_paths() -> dict:
     """Exits 2 for a missing path; returns the reader options that were given."""
     for holder in (_DATASET, _DATA_DIR, _OUTPUT_DIR):
         if not holder.value:
-            _fail(f"--{holder.name} is required")
+            cli.fail(f"--{holder.name} is required")
     data_dir = os.path.expanduser(_DATA_DIR.value)
     if not os.path.isdir(data_dir):
-        _fail(f"--data_dir={_DATA_DIR.value}: not a folder; pass the dataset's folder")
+        cli.fail(f"--data_dir={_DATA_DIR.value}: not a folder; pass the dataset's folder")
     output_dir = os.path.expanduser(_OUTPUT_DIR.value)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        _fail(f"--output_dir={_OUTPUT_DIR.value}: is a file; pass a folder")
+        cli.fail(f"--output_dir={_OUTPUT_DIR.value}: is a file; pass a folder")
     options = {}
     for name, holder in {**_READER_FILES, **_READER_DIRS, **_READER_OTHER}.items():
         if holder.value is None:
             continue
         path = os.path.expanduser(str(holder.value))
         if name in _READER_FILES and not os.path.isfile(path):
-            _fail(f"--{name}={holder.value}: file not found; check the path")
+            cli.fail(f"--{name}={holder.value}: file not found; check the path")
         if name in _READER_DIRS and not os.path.isdir(path):
-            _fail(f"--{name}={holder.value}: folder not found; check the path")
+            cli.fail(f"--{name}={holder.value}: folder not found; check the path")
         options[name] = path if name in _READER_FILES or name in _READER_DIRS else holder.value
     return options
 
@@ -114,9 +100,9 @@ def _check_applicable(dataset: str, options: dict) -> None:
     accepted = inspect.signature(get_reader(dataset)).parameters
     for name in options:
         if name not in accepted:
-            _fail(f"--{name} does not apply to --dataset={dataset}; remove it")
+            cli.fail(f"--{name} does not apply to --dataset={dataset}; remove it")
     if "split" not in accepted and flags.FLAGS["split"].present:
-        _fail(f"--split applies only to hmdb51 and ucf101, not --dataset={dataset}")
+        cli.fail(f"--split applies only to hmdb51 and ucf101, not --dataset={dataset}")
 
 
 def _print_summary(manifest: dict, output_dir: str) -> None:
@@ -141,12 +127,13 @@ def _print_summary(manifest: dict, output_dir: str) -> None:
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}; flags look like --workers=4")
+        cli.fail(f"unexpected arguments {argv[1:]}; flags look like --workers=4")
     options = _check_paths()
     dataset = _DATASET.value.lower()
 
     from keras_attnpool.data.datasets import DatasetError
-    from keras_attnpool.data.prepare import OutputDirError, PrepareError, prepare_dataset
+    from keras_attnpool.data.prepare.output import OutputDirError
+    from keras_attnpool.data.prepare.run import PrepareError, prepare_dataset
 
     _check_applicable(dataset, options)
     logging.set_verbosity(logging.INFO)
@@ -161,19 +148,19 @@ def main(argv: list[str]) -> None:
             max_failure_fraction=_MAX_FAILURE_FRACTION.value, overwrite=_OVERWRITE.value,
             **options)
     except (DatasetError, OutputDirError, ValueError) as error:
-        _fail(error, 2)
+        cli.fail(str(error), 2)
     except PrepareError as error:
-        _fail(f"{error} (finished shards are kept: rerun to resume)", 1)
+        cli.fail(f"{error} (finished shards are kept: rerun to resume)", 1)
     except KeyboardInterrupt:
-        _fail("interrupted; finished shards are kept, rerun the same command to finish", 130)
+        cli.fail("interrupted; finished shards are kept, rerun the same command to finish", 130)
     _print_summary(manifest, os.path.abspath(os.path.expanduser(_OUTPUT_DIR.value)))
     print(f"Total {time.perf_counter() - start:.1f} s.")
     if not manifest["ok"]:
         bad = {s: f"{f['failed']} of {f['listed']}" for s, f in manifest["failures"].items()
                if f["fraction"] > _MAX_FAILURE_FRACTION.value}
-        _fail(f"too many files failed ({bad}; limit --max_failure_fraction="
-              f"{_MAX_FAILURE_FRACTION.value:g}); everything else was written", 1)
+        cli.fail(f"too many files failed ({bad}; limit --max_failure_fraction="
+                 f"{_MAX_FAILURE_FRACTION.value:g}); everything else was written", 1)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    cli.run(main)
