@@ -26,8 +26,9 @@ from PIL import Image  # noqa: E402
 from keras_attnpool.data.datasets import DatasetError  # noqa: E402
 from keras_attnpool.data.prepare.output import OutputDirError  # noqa: E402
 from keras_attnpool.data.prepare.run import PrepareError, prepare_dataset  # noqa: E402
+from keras_attnpool.data.prepare.pool import WorkerPool  # noqa: E402
 from keras_attnpool.data.prepare.worker import (  # noqa: E402
-    ConvertSettings, Job, Serialized, convert_sample, unspool, worker_pool)
+    ConvertSettings, Job, Serialized, convert_sample, unspool)
 from keras_attnpool.data.records import frame_index  # noqa: E402
 from keras_attnpool.data.records.schema import encode_example, parse_example  # noqa: E402
 
@@ -436,10 +437,11 @@ def test_a_second_prepare_into_the_same_folder_is_refused(hmdb51, tmp_path):
 def test_workers_convert_without_importing_tensorflow(tmp_path):
     path = tmp_path / "clip.avi"
     encode_video(path, num_frames=4, width=32, height=24)
-    pool = worker_pool(1)
+    pool = WorkerPool(1)
     try:
         result = pool.submit(convert_sample, Job(str(path), "clip.avi", label=3),
                              ConvertSettings(short_side=12, jpeg_quality=90)).result()
+        # The same (only) worker, after its conversion: what it has imported.
         loaded = pool.submit(eval, "sorted(__import__('sys').modules)").result()
     finally:
         pool.shutdown()
@@ -447,9 +449,25 @@ def test_workers_convert_without_importing_tensorflow(tmp_path):
     record = parse_example(result.record)  # serialised in the worker, read by TensorFlow
     assert int(record["label"]) == 3 and len(record["frames"]) == 4
     assert (int(record["height"]), int(record["width"])) == (12, 16)
-    # The generated protobuf module only: not TensorFlow (~3.4 s, ~770 MB), not Keras.
-    assert "tensorflow.core.example.example_pb2" in loaded
-    assert "tensorflow.python" not in loaded and "keras" not in loaded
+    assert "keras_attnpool.data.prepare.worker" in loaded and "av" in loaded
+    assert not [m for m in loaded if m.split(".")[0] in ("tensorflow", "keras")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
+def test_stop_ends_a_busy_pool_at_once():
+    pool = WorkerPool(2)
+    # Two calls that overlap in time run in two workers: their pids are the pool's.
+    pid_after_a_second = "__import__('time').sleep(1) or __import__('os').getpid()"
+    pids = {f.result() for f in [pool.submit(eval, pid_after_a_second) for _ in range(2)]}
+    assert len(pids) == 2 and all(_running(pid) for pid in pids)
+    busy = [pool.submit(time.sleep, 120) for _ in range(3)]  # two run, one waits
+    time.sleep(1)
+    start = time.monotonic()
+    pool.stop()
+    assert time.monotonic() - start < 30
+    assert not [pid for pid in pids if _running(pid)]
+    for future in busy:  # abandoned or cancelled, never finished
+        assert future.cancelled() or future.exception() is not None
 
 
 def test_a_worker_record_equals_the_one_encode_example_writes(tmp_path):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import logging
 import os
 import time
@@ -45,9 +44,9 @@ from keras_attnpool.data.prepare.plan import (
     read_spec, record_settings)
 from keras_attnpool.data.prepare.shards import (
     build_manifest, failure_summary, finish_shard, json_ready)
+from keras_attnpool.data.prepare.pool import worker_pool
 from keras_attnpool.data.prepare.worker import (
-    ConvertSettings, Failed, Job, Serialized, convert_sample, stop_pool, unspool,
-    worker_pool)
+    ConvertSettings, Failed, Job, Serialized, convert_sample, unspool)
 from keras_attnpool.data.records import frame_index
 from keras_attnpool.files import atomic_write, read_json, write_json
 
@@ -163,33 +162,6 @@ def _write_missing(out: OutputDir, spec: DatasetSpec, plans: list[ShardPlan],
     return {**manifest, "this_run": {**this_run, "seconds": time.perf_counter() - start}}
 
 
-@contextlib.contextmanager
-def _pool(workers: int) -> Iterator[Any]:
-    """A worker pool (stopped at once on any error or Ctrl-C), or this process for 0."""
-    if workers == 0:
-        yield _InlineExecutor()
-        return
-    pool = worker_pool(workers)
-    try:
-        yield pool
-    except BaseException:
-        stop_pool(pool)
-        raise
-    pool.shutdown(wait=True)
-
-
-class _InlineExecutor:
-    """Runs `submit`ted calls at once in this process (workers=0)."""
-
-    def submit(self, fn: Any, *args: Any) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as e:  # noqa: BLE001 - handed to the caller through the future
-            future.set_exception(e)
-        return future
-
-
 def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSettings,
                     run: dict[str, Any], multi_label: bool) -> Iterator[dict[str, Any]]:
     """Converts the samples of `todo` in order; yields each shard's record once written.
@@ -203,7 +175,7 @@ def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSetti
     window: collections.deque = collections.deque()
     pending: dict[str, list] = {}
     writing: Future | None = None
-    with _pool(run["workers"]) as pool, \
+    with worker_pool(run["workers"]) as pool, \
             concurrent.futures.ThreadPoolExecutor(1, "prepare-writer") as writer:
         def fill() -> None:
             for plan, s in jobs:

@@ -7,25 +7,18 @@ needs) or a `Failed` (path and one-line reason); it never raises for a bad file.
 only frames the records into shards: with serialisation in the workers it keeps up with
 more of them.
 
-Worker processes (`worker_pool`) are started with the "spawn" method (TensorFlow and fork
-do not mix) and import only PyAV, NumPy, Pillow and protobuf: an initializer puts bare
-namespace modules in place of the `keras_attnpool` and `tensorflow` packages, so neither
-package's `__init__` (Keras and TensorFlow: ~3.4 s and ~770 MB per process, measured on
-this machine) is run in a worker; the record messages come from TensorFlow's generated
-protobuf module alone (`records.proto`). The initializer also makes workers ignore Ctrl-C
-(the parent stops them) and exit when the parent dies (a SIGKILLed prepare leaves no
-orphans decoding on).
+This module runs in the worker processes (`prepare.pool`), so it imports only PyAV,
+NumPy, Pillow and protobuf: never TensorFlow or Keras, whose import would cost every
+worker seconds and a large share of its memory. The record messages come from
+`records.proto` (protobuf alone).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import hashlib
-import multiprocessing
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -33,29 +26,6 @@ from PIL import Image
 from keras_attnpool.data import video
 from keras_attnpool.data.joints import NUM_JOINTS
 from keras_attnpool.data.records import proto
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-_WORKER_BOOTSTRAP = """
-import os, signal, sys, threading, time, types
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-if "keras_attnpool" not in sys.modules:
-    _package = types.ModuleType("keras_attnpool")
-    _package.__path__ = [package_dir]
-    sys.modules["keras_attnpool"] = _package
-if "tensorflow" not in sys.modules:  # for record_proto: the generated protobuf modules only
-    import importlib.util
-    _spec = importlib.util.find_spec("tensorflow")
-    if _spec is not None and _spec.submodule_search_locations:
-        _tensorflow = types.ModuleType("tensorflow")
-        _tensorflow.__path__ = list(_spec.submodule_search_locations)
-        sys.modules["tensorflow"] = _tensorflow
-def _exit_with_parent(parent):
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-"""
 
 
 @dataclass(frozen=True)
@@ -252,23 +222,3 @@ def _convert(job: Job, settings: ConvertSettings) -> Converted | Failed:
         # DatasetError (a ValueError) naming the JSON file.
         reason = " ".join(str(e).split()) or type(e).__name__
         return Failed(job.path, job.video_id, f"cannot read: {reason}")
-
-
-def worker_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """A spawn-context process pool whose workers import no TensorFlow (see module doc)."""
-    return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=exec,
-        initargs=(_WORKER_BOOTSTRAP, {"package_dir": _PACKAGE_DIR, "parent_pid": os.getpid()}))
-
-
-def stop_pool(pool: Any) -> None:
-    """Stops a pool now: running conversions are abandoned (their shards get redone)."""
-    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-    if terminate is not None:
-        terminate()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        if process.is_alive():
-            process.terminate()
-    pool.shutdown(wait=True, cancel_futures=True)

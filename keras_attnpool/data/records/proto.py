@@ -1,11 +1,13 @@
 """The record messages (`records.schema`) built with protobuf alone, so that prepare's worker
-processes can serialise records without loading TensorFlow.
+processes serialise records without importing TensorFlow.
 
-`tensorflow.core.example.example_pb2` is the generated protobuf module behind
-`tf.train.SequenceExample`. Imported normally it loads all of TensorFlow first (the package's
-`__init__`); in a prepare worker a bare `tensorflow` namespace module stands in for the
-package (see `prepare.worker`), and the import loads the generated module alone (~15 ms).
-Either way the class is the same message, and its bytes are the same.
+`tf.train.SequenceExample` comes from TensorFlow's generated module
+`tensorflow.core.example.example_pb2`, which cannot be imported without importing all of
+TensorFlow. The same messages are declared here (`_file_descriptor`): every field with the
+number, type, label and packing of tensorflow/core/example/{feature,example}.proto, so
+that the bytes are the same (tests/data/test_record_proto.py compares them with
+TensorFlow's). The declarations live in a descriptor pool of their own, so they never clash
+with TensorFlow's registration of the same names when both are loaded.
 """
 
 from __future__ import annotations
@@ -14,10 +16,71 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from tensorflow.core.example import example_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-SequenceExample = example_pb2.SequenceExample
+_Field = descriptor_pb2.FieldDescriptorProto
+_PACKAGE = "tensorflow"  # TensorFlow's message names, in a pool of our own
 _PREFIX = 64
+
+
+def _message(file: descriptor_pb2.FileDescriptorProto, name: str,
+             fields: Sequence[tuple], oneof: Optional[str] = None
+             ) -> descriptor_pb2.DescriptorProto:
+    """Adds message `name` to `file`; each field is (name, number, type, label, type_name,
+    packed). With `oneof`, all fields belong to that oneof."""
+    message = file.message_type.add(name=name)
+    if oneof is not None:
+        message.oneof_decl.add(name=oneof)
+    for field_name, number, kind, label, type_name, packed in fields:
+        field = message.field.add(name=field_name, number=number, type=kind, label=label)
+        if type_name:
+            field.type_name = f".{_PACKAGE}.{type_name}"
+        if packed:
+            field.options.packed = True
+        if oneof is not None:
+            field.oneof_index = 0
+    return message
+
+
+def _map(file: descriptor_pb2.FileDescriptorProto, name: str, field_name: str,
+         value_type: str) -> None:
+    """Adds message `name` holding `map<string, value_type> field_name = 1`."""
+    entry_name = "".join(part.title() for part in field_name.split("_")) + "Entry"
+    message = _message(file, name, [(field_name, 1, _Field.TYPE_MESSAGE,
+                                     _Field.LABEL_REPEATED, f"{name}.{entry_name}", False)])
+    entry = message.nested_type.add(name=entry_name)
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=_Field.TYPE_STRING, label=_Field.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=_Field.TYPE_MESSAGE,
+                    label=_Field.LABEL_OPTIONAL, type_name=f".{_PACKAGE}.{value_type}")
+
+
+def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    """feature.proto and the SequenceExample of example.proto, as TensorFlow declares them."""
+    file = descriptor_pb2.FileDescriptorProto(
+        name="keras_attnpool/data/records/example.proto", package=_PACKAGE, syntax="proto3")
+    repeated, optional = _Field.LABEL_REPEATED, _Field.LABEL_OPTIONAL
+    _message(file, "BytesList", [("value", 1, _Field.TYPE_BYTES, repeated, None, False)])
+    _message(file, "FloatList", [("value", 1, _Field.TYPE_FLOAT, repeated, None, True)])
+    _message(file, "Int64List", [("value", 1, _Field.TYPE_INT64, repeated, None, True)])
+    _message(file, "Feature", [
+        ("bytes_list", 1, _Field.TYPE_MESSAGE, optional, "BytesList", False),
+        ("float_list", 2, _Field.TYPE_MESSAGE, optional, "FloatList", False),
+        ("int64_list", 3, _Field.TYPE_MESSAGE, optional, "Int64List", False)], oneof="kind")
+    _map(file, "Features", "feature", "Feature")
+    _message(file, "FeatureList", [
+        ("feature", 1, _Field.TYPE_MESSAGE, repeated, "Feature", False)])
+    _map(file, "FeatureLists", "feature_list", "FeatureList")
+    _message(file, "SequenceExample", [
+        ("context", 1, _Field.TYPE_MESSAGE, optional, "Features", False),
+        ("feature_lists", 2, _Field.TYPE_MESSAGE, optional, "FeatureLists", False)])
+    return file
+
+
+_POOL = descriptor_pool.DescriptorPool()
+_POOL.Add(_file_descriptor())
+SequenceExample = message_factory.GetMessageClass(
+    _POOL.FindMessageTypeByName(f"{_PACKAGE}.SequenceExample"))
 
 
 def build_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
