@@ -10,8 +10,9 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from test_pipeline import identify, jpeg, train, write_shards  # noqa: E402
 
-from keras_attnpool.data.input import pipeline, sampling  # noqa: E402
+from keras_attnpool.data.input import pipeline, sampling, sources  # noqa: E402
 from keras_attnpool.data.input.errors import input_error_message  # noqa: E402
+from keras_attnpool.data.input.train import batch_uniforms  # noqa: E402
 from keras_attnpool.data.records import frame_index  # noqa: E402
 from keras_attnpool.data.records.schema import parse_example  # noqa: E402
 
@@ -67,7 +68,7 @@ def test_indexed_reading_touches_only_the_sampled_bytes(tmp_path):
     # in the shard file (same length), which breaks the record's TFRecord checksum.
     n, seed = 30, 7
     chosen = sampling.segment_indices_from_uniforms(
-        n, pipeline.batch_uniforms(seed, 0, 1, 3)[0, :3]).numpy()
+        n, batch_uniforms(seed, 0, 1, 3)[0, :3]).numpy()
     files = write_shards(tmp_path, [(n, 0)], index=True)
     entry = frame_index.parse_index_entry(
         next(iter(tf.data.TFRecordDataset(frame_index.index_path(files[0])))))
@@ -129,6 +130,16 @@ def test_use_index_needs_every_index(tmp_path):
     # By default a missing index means reading whole records, for every shard.
     labels = [int(y[0]) for _, y in train(files, batch_size=1, repeat=False)]
     assert sorted(labels) == [0, 1]
+
+
+def test_the_storage_layout_is_chosen_from_the_files(tmp_path):
+    files = write_shards(tmp_path, [(4, 0), (5, 1)], shards=2)
+    assert isinstance(sources.record_source(files), sources.WholeRecords)
+    frame_index.write_index(files[0])
+    assert isinstance(sources.record_source(files), sources.WholeRecords)  # one is missing
+    frame_index.write_index(files[1])
+    assert isinstance(sources.record_source(files), sources.IndexedShards)
+    assert isinstance(sources.record_source(files, use_index=False), sources.WholeRecords)
 
 
 def test_a_shard_changed_after_its_index_names_both_files(tmp_path):

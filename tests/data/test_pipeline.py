@@ -20,7 +20,8 @@ import tensorflow as tf  # noqa: E402
 
 from keras_attnpool import metrics  # noqa: E402
 from keras_attnpool.data.input import files as record_files  # noqa: E402
-from keras_attnpool.data.input import augment, pipeline, sampling  # noqa: E402
+from keras_attnpool.data.input import augment, pipeline, sampling, sources  # noqa: E402
+from keras_attnpool.data.input.train import batch_uniforms  # noqa: E402
 from keras_attnpool.data.joints import INVALID_JOINT  # noqa: E402
 from keras_attnpool.data.records import frame_index  # noqa: E402
 from keras_attnpool.data.records.schema import encode_example, shard_name  # noqa: E402
@@ -116,7 +117,7 @@ def test_the_pipeline_decodes_only_the_sampled_frames(tmp_path, indexed):
     # Row b of the first batch samples its frames with row b of batch_uniforms(seed, 0,
     # ...), whichever video lands there. Frames no row can sample are garbage.
     lengths = [30, 17, 40, 25]
-    uniforms = pipeline.batch_uniforms(7, 0, 4, 3)[:, :3]
+    uniforms = batch_uniforms(7, 0, 4, 3)[:, :3]
     chosen = [[sampling.segment_indices_from_uniforms(n, uniforms[b]).numpy().tolist()
                for b in range(4)] for n in lengths]
     videos = [{"jpeg_frames": [flat_frame(v, t) if any(t in row for row in chosen[v])
@@ -203,11 +204,11 @@ def test_an_index_in_memory_is_shuffled_whole_each_epoch(tmp_path):
         return max(abs(i - order.index(v)) for i, v in enumerate(sorted(set(order))))
     assert largest_jump(streamed[:24]) < largest_jump(held[:24])
     # Above the size limit, the indexes are streamed.
-    pipeline.INDEX_IN_MEMORY_BYTES, limit = 0, pipeline.INDEX_IN_MEMORY_BYTES
+    sources.INDEX_IN_MEMORY_BYTES, limit = 0, sources.INDEX_IN_MEMORY_BYTES
     try:
         assert labels() == streamed
     finally:
-        pipeline.INDEX_IN_MEMORY_BYTES = limit
+        sources.INDEX_IN_MEMORY_BYTES = limit
 
 
 def test_every_frame_of_a_clip_gets_the_same_augmentation(tmp_path):

@@ -1,0 +1,213 @@
+"""Where a pipeline's records come from: the two storage layouts of prepared shards behind
+one reader interface.
+
+A `RecordSource` reads (shard, serialized) pairs from its files, parses them (one record for
+evaluation, a batch of them for training) and finds the JPEGs of the sampled frames:
+
+- `WholeRecords`: the shards' records themselves (`records.schema`); the sampled JPEGs are
+  picked from the parsed records.
+- `IndexedShards`: the frame index next to each shard (`records.frame_index`): the small
+  entries are read and parsed, and only the sampled JPEGs are read from the shard. That
+  saves reading, checksumming and copying the frames of a clip that a sample does not use.
+  Training holds indexes of up to `INDEX_IN_MEMORY_BYTES` in memory (HMDB51's take a few
+  MB): then the whole dataset is shuffled each epoch, where streamed records are only mixed
+  in a buffer.
+
+`record_source` chooses one from the files, once per pipeline. Both give the same batches.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+from typing import Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from keras_attnpool.data.input import sampling
+from keras_attnpool.data.input.files import pipeline_files
+from keras_attnpool.data.records import frame_index
+from keras_attnpool.data.records.schema import CONTEXT_SPEC, SEQUENCE_SPEC, parse_example
+
+AUTOTUNE = tf.data.AUTOTUNE
+INDEX_IN_MEMORY_BYTES = 64 * 2**20
+Item = Tuple[tf.Tensor, tf.Tensor]  # (shard file name, serialized record or index entry)
+
+
+def no_records_error(files: Sequence[str]) -> ValueError:
+    return ValueError(f"{files[0]} ... {files[-1]}: no records in these files; rerun "
+                      "training/prepare.py")
+
+
+def _gather_rows(values: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
+    """values[b, indices[b, t]] for values [B, n] (or ragged [B, (n)]), indices [B, T]."""
+    out = tf.gather(values, indices, batch_dims=1)
+    return out.to_tensor() if isinstance(out, tf.RaggedTensor) else out
+
+
+class RecordSource(abc.ABC):
+    """The record files of one pipeline, read in one storage layout."""
+
+    def __init__(self, files: Sequence[str]) -> None:
+        self.files = list(files)
+
+    @abc.abstractmethod
+    def _open(self, shard: tf.Tensor) -> tf.data.Dataset:
+        """The serialized items (records or index entries) of one shard, in file order."""
+
+    @abc.abstractmethod
+    def parse(self, serialized: tf.Tensor, keypoints: bool = False) -> dict:
+        """One item -> the record's features (keypoints only when asked for)."""
+
+    @abc.abstractmethod
+    def parse_batch(self, serialized: tf.Tensor, keypoints: bool) -> dict:
+        """A batch of items -> their features, batched: context values [B], `labels`
+        ragged [B, (K)], what `frame_batch` needs, and when asked `keypoints` ragged
+        [B, (num_frames), (people * 48)]."""
+
+    @abc.abstractmethod
+    def frames(self, shard: tf.Tensor, record: dict, indices: tf.Tensor) -> tf.Tensor:
+        """The JPEGs of one parsed record's frames at `indices`: tf.string [len(indices)]."""
+
+    @abc.abstractmethod
+    def frame_batch(self, shards: tf.Tensor, records: dict, indices: tf.Tensor) -> tf.Tensor:
+        """The JPEGs of a parsed batch's frames at `indices` [B, T]: tf.string [B, T]."""
+
+    def for_pipeline(self, input_context: Optional[tf.distribute.InputContext]
+                     ) -> RecordSource:
+        """This source over the share of the files that one input pipeline (host) reads."""
+        out = copy.copy(self)
+        out.files = pipeline_files(self.files, input_context)
+        return out
+
+    def first_record(self) -> dict:
+        """The first item's features (to look at labels and frame sizes)."""
+        for item in self._items(tf.constant(self.files[0])).take(1):
+            return self.parse(item[1])
+        raise no_records_error(self.files)
+
+    def _items(self, shard: tf.Tensor) -> tf.data.Dataset:
+        return self._open(shard).map(lambda serialized: (shard, serialized))
+
+    def stream(self, seed: Optional[int], cycle_length: int, repeat: bool) -> tf.data.Dataset:
+        """(shard, serialized) pairs of every file, shuffled across files when `seed` is
+        given."""
+        ds = tf.data.Dataset.from_tensor_slices(self.files)
+        if seed is not None:
+            # File order first: records of one shard are neighbours, so a record-level
+            # buffer alone would mix only a few shards.
+            ds = ds.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        # Several shards read at once, round-robin; deterministic so the seed fixes the order.
+        return ds.interleave(self._items, cycle_length=min(cycle_length, len(self.files)),
+                             block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    def training_records(self, seed: Optional[int], cycle_length: int, shuffle_buffer: int,
+                         repeat: bool) -> tf.data.Dataset:
+        """The shuffled (shard, serialized) pairs training batches are formed from."""
+        # Records of the interleaved shards are mixed further in a buffer.
+        return self.stream(seed, cycle_length, repeat).shuffle(
+            shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+
+class WholeRecords(RecordSource):
+    """Shards read record by record; the sampled JPEGs are gathered from each record."""
+
+    def _open(self, shard: tf.Tensor) -> tf.data.Dataset:
+        return tf.data.TFRecordDataset(shard)
+
+    def parse(self, serialized: tf.Tensor, keypoints: bool = False) -> dict:
+        return parse_example(serialized, keypoints=keypoints)
+
+    def parse_batch(self, serialized: tf.Tensor, keypoints: bool) -> dict:
+        # `frames` [B, max num_frames], padded with empty strings.
+        sequence_spec = dict(SEQUENCE_SPEC) if keypoints else {
+            "frames": SEQUENCE_SPEC["frames"]}
+        context, sequence, _ = tf.io.parse_sequence_example(
+            serialized, context_features=CONTEXT_SPEC, sequence_features=sequence_spec)
+        return {**context, **sequence}
+
+    def frames(self, shard: tf.Tensor, record: dict, indices: tf.Tensor) -> tf.Tensor:
+        return sampling.gather_frames(record["frames"], indices)
+
+    def frame_batch(self, shards: tf.Tensor, records: dict, indices: tf.Tensor) -> tf.Tensor:
+        return _gather_rows(records["frames"], indices)
+
+
+class IndexedShards(RecordSource):
+    """Frame index entries read and parsed; only the sampled JPEGs read from the shards."""
+
+    def __init__(self, files: Sequence[str], in_memory: Optional[bool] = None) -> None:
+        super().__init__(files)
+        self.in_memory = in_memory
+
+    def _open(self, shard: tf.Tensor) -> tf.data.Dataset:
+        return tf.data.TFRecordDataset(tf.strings.join([shard, frame_index.INDEX_SUFFIX]))
+
+    def parse(self, serialized: tf.Tensor, keypoints: bool = False) -> dict:
+        return frame_index.parse_index_entry(serialized, keypoints=keypoints)
+
+    def parse_batch(self, serialized: tf.Tensor, keypoints: bool) -> dict:
+        # `frame_offsets`, `frame_lengths` ragged [B, (num_frames)].
+        sequence_spec = dict(frame_index.INDEX_SEQUENCE_SPEC) if keypoints else {}
+        context, sequence, _ = tf.io.parse_sequence_example(
+            serialized, context_features=frame_index.INDEX_CONTEXT_SPEC,
+            sequence_features=sequence_spec)
+        return {**context, **sequence}
+
+    def frames(self, shard: tf.Tensor, record: dict, indices: tf.Tensor) -> tf.Tensor:
+        return frame_index.read_frames(shard, tf.gather(record["frame_offsets"], indices),
+                                       tf.gather(record["frame_lengths"], indices),
+                                       indices.shape[0])
+
+    def frame_batch(self, shards: tf.Tensor, records: dict, indices: tf.Tensor) -> tf.Tensor:
+        return frame_index.read_frame_batch(
+            shards, _gather_rows(records["frame_offsets"], indices),
+            _gather_rows(records["frame_lengths"], indices))
+
+    def training_records(self, seed: Optional[int], cycle_length: int, shuffle_buffer: int,
+                         repeat: bool) -> tf.data.Dataset:
+        if not self._held_in_memory():
+            return super().training_records(seed, cycle_length, shuffle_buffer, repeat)
+        # Small enough to hold: shuffled whole, and no per-record reading.
+        return self._in_memory(seed, repeat)
+
+    def _held_in_memory(self) -> bool:
+        """Asked for, or (None) when all the indexes together take at most
+        INDEX_IN_MEMORY_BYTES."""
+        if self.in_memory is not None:
+            return bool(self.in_memory)
+        size = sum(tf.io.gfile.stat(frame_index.index_path(f)).length for f in self.files)
+        return size <= INDEX_IN_MEMORY_BYTES
+
+    def _in_memory(self, seed: Optional[int], repeat: bool) -> tf.data.Dataset:
+        """Every index entry, loaded now: (shard, entry) pairs, in a new uniformly random
+        order each epoch (a shuffle of the whole dataset, which a stream of records can
+        only approximate)."""
+        shards, entries = [], []
+        for shard in self.files:
+            for chunk in tf.data.TFRecordDataset(frame_index.index_path(shard)).batch(4096):
+                chunk = chunk.numpy().tolist()
+                entries += chunk
+                shards += [shard] * len(chunk)
+        if not entries:
+            raise no_records_error(self.files)
+        ds = tf.data.Dataset.from_tensor_slices((shards, entries))
+        if seed is not None:
+            ds = ds.shuffle(len(entries), seed=seed, reshuffle_each_iteration=True)
+        return ds.repeat() if repeat else ds
+
+
+def record_source(files: Sequence[str], use_index: Optional[bool] = None,
+                  index_in_memory: Optional[bool] = None) -> RecordSource:
+    """`IndexedShards` when every shard has a frame index (or `use_index=True`, which
+    requires one), else `WholeRecords`."""
+    if use_index is False:
+        return WholeRecords(files)
+    missing = [f for f in files if not frame_index.has_index(f)]
+    if use_index and missing:
+        raise FileNotFoundError(f"{frame_index.index_path(missing[0])}: no frame index "
+                                "(rerun training/prepare.py, which writes it, or pass "
+                                "use_index=False to read whole records)")
+    return WholeRecords(files) if missing else IndexedShards(files, index_in_memory)

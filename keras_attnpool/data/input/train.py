@@ -1,0 +1,177 @@
+"""The training parser: one batch of (shard, serialized) pairs -> one training element.
+
+Everything that can be decided before decoding is decided first, for the whole batch at
+once: parse, sample frame indices on the encoded frames, read the sampled JPEGs, read the
+frame sizes from their headers and make the draws. Only decoding (of the crop, or of the
+square window holding it) and augmenting run per clip, in `tf.map_fn`: a tf.data stage or
+a TF op has a fixed cost per call, which per clip adds up to a sizeable share of the
+decoding time (`benchmarks/input_pipeline.py` measures the pipeline).
+
+Each batch's draws come from the seed and the batch's position in the stream
+(`batch_uniforms`), so they do not depend on thread timing, and a new epoch gets new draws.
+"""
+
+import dataclasses
+from typing import Optional, Tuple
+
+import tensorflow as tf
+
+from keras_attnpool.data.input import augment, heatmaps, sampling
+from keras_attnpool.data.input.decode import decode_jpegs, record_label
+from keras_attnpool.data.input.sources import Item, RecordSource
+from keras_attnpool.data.joints import NUM_JOINTS
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+    """Everything the per-batch functions need (hashable: no tensors)."""
+
+    num_frames: int
+    image_size: int
+    multi_label: bool
+    image_mode: bool = False
+    seed: int = 0
+    scales: Tuple[float, ...] = augment.MULTISCALE_SCALES
+    max_distort: int = 1
+    color_jitter: bool = False
+    heatmap_size: Optional[Tuple[int, int]] = None
+    heatmap_shape: str = "disk"
+    flip: bool = True
+    augment_on: str = "cpu"
+    canvas: int = 0
+    pipeline_id: int = 0
+
+
+def batch_uniforms(seed: int, batch_index: tf.Tensor, batch_size, num_segments: int,
+                   pipeline_id: int = 0) -> tf.Tensor:
+    """The uniforms in [0, 1) that decide the `batch_index`-th training batch: float32
+    [batch_size, num_segments + augment.NUM_DRAW_UNIFORMS]. Row b's first `num_segments`
+    pick clip b's frames (`sampling.segment_indices_from_uniforms`), the rest draw its
+    augmentation (`augment.draw_from_uniforms`)."""
+    batch_seed = tf.random.experimental.stateless_fold_in(
+        tf.constant([seed, pipeline_id], tf.int64), tf.cast(batch_index, tf.int64))
+    return tf.random.stateless_uniform(
+        tf.stack([batch_size, num_segments + augment.NUM_DRAW_UNIFORMS]), batch_seed)
+
+
+def _check_windows(sides: tf.Tensor, canvas: int) -> tf.Tensor:
+    """Whether any of a batch's windows (sides [B]) is smaller than the canvas and must be
+    padded; fails for a window larger than the canvas."""
+    tf.debugging.assert_less_equal(
+        sides, canvas, message=f"a frame's short side is larger than the canvas ({canvas} "
+        "px) of augment_on='device'; pass canvas_size=<the records' largest short side>")
+    return tf.reduce_any(sides < canvas)
+
+
+def _to_canvas(frames: tf.Tensor, side: tf.Tensor, canvas: int) -> tf.Tensor:
+    """Square windows [T, side, side, 3] -> [T, canvas, canvas, 3], padded at the bottom
+    and right (side <= canvas)."""
+    pad = canvas - side
+    frames = tf.pad(frames, [[0, 0], [0, pad], [0, pad], [0, 0]])
+    return tf.ensure_shape(frames, [None, canvas, canvas, 3])
+
+
+def _train_clip(clip: dict, spec: TrainSpec, pad: bool = False) -> dict:
+    """One clip of a batch, whose draw is made: decode its sampled JPEGs (only the crop,
+    or with augment_on="device" only the square window holding it, padded to the canvas
+    if `pad`) and augment them (or leave that to `augment.device_augment`)."""
+    encoded = clip["encoded"]
+    if spec.augment_on == "device":
+        window = clip["window"]
+        frames = decode_jpegs(encoded, spec.num_frames, window)
+        if pad:
+            frames = _to_canvas(frames, window[2], spec.canvas)
+        out = {"frames": tf.ensure_shape(frames, [spec.num_frames, spec.canvas, spec.canvas,
+                                                  3])}
+    else:
+        cropped = decode_jpegs(encoded, spec.num_frames, clip["crop_box"])
+        out = {"frames": augment.apply_train_augmentation(cropped, clip, spec.image_size,
+                                                          spec.color_jitter)}
+    if spec.heatmap_size is not None:
+        people = sampling.people_keypoints(clip["keypoints"])
+        out["heatmaps"] = heatmaps.keypoint_heatmaps(
+            people.to_tensor(shape=[spec.num_frames, None, NUM_JOINTS, 3]), clip["crop_box"],
+            clip["flip"], clip["width"], spec.heatmap_size, spec.heatmap_shape)
+    return out
+
+
+def _clip_signature(spec: TrainSpec) -> dict:
+    """What `_train_clip` returns, as TensorSpecs (for `tf.map_fn`)."""
+    t = spec.num_frames
+    if spec.augment_on == "device":
+        out = {"frames": tf.TensorSpec([t, spec.canvas, spec.canvas, 3], tf.uint8)}
+    else:
+        out = {"frames": tf.TensorSpec([t, spec.image_size, spec.image_size, 3], tf.float32)}
+    if spec.heatmap_size is not None:
+        out["heatmaps"] = tf.TensorSpec([t, *spec.heatmap_size, NUM_JOINTS], tf.float32)
+    return out
+
+
+def _draw(encoded: tf.Tensor, u: tf.Tensor, spec: TrainSpec) -> Tuple[tf.Tensor, ...]:
+    """(height, width, draw) of a batch of clips: the frame sizes from the JPEG headers of
+    each clip's first sampled frame (nothing is decoded), and the draws made from them."""
+    shapes = tf.map_fn(tf.io.extract_jpeg_shape, encoded[:, 0],
+                       fn_output_signature=tf.TensorSpec([3], tf.int32))
+    height, width = shapes[:, 0], shapes[:, 1]
+    draw = augment.draw_from_uniforms(height, width, u, spec.scales, spec.max_distort)
+    if not spec.flip:  # for classes that a mirror image changes (digits, text, left/right)
+        draw["flip"] = tf.zeros_like(draw["flip"])
+    return height, width, draw
+
+
+def _clip_inputs(encoded: tf.Tensor, height: tf.Tensor, width: tf.Tensor, draw: dict,
+                 spec: TrainSpec) -> Tuple[dict, dict]:
+    """(what `_train_clip` reads per clip, what the batch carries past it as it is). Only
+    what `_train_clip` reads goes in: tf.map_fn unstacks every input."""
+    clips = {"encoded": encoded}
+    extra = {}
+    if spec.augment_on == "cpu":
+        clips.update(crop_box=draw["crop_box"], flip=draw["flip"])
+        if spec.color_jitter:
+            clips["color"] = draw["color"]
+    else:
+        clips["window"] = augment.crop_window(height, width, draw["crop_box"])
+        extra["boxes"] = augment.canvas_box(draw["crop_box"], clips["window"], spec.canvas,
+                                            draw["flip"])
+        if spec.color_jitter:
+            extra["color"] = draw["color"]
+    if spec.heatmap_size is not None:
+        clips.update(crop_box=draw["crop_box"], flip=draw["flip"], width=width)
+    return clips, extra
+
+
+def _decode_clips(clips: dict, spec: TrainSpec) -> dict:
+    """`_train_clip` over the clips of a batch."""
+    def decode(pad: bool = False) -> dict:
+        return tf.map_fn(lambda clip: _train_clip(clip, spec, pad), clips,
+                         fn_output_signature=_clip_signature(spec))
+    if spec.augment_on == "device":
+        # Frames with a short side below the canvas are padded; checked once per batch.
+        return tf.cond(_check_windows(clips["window"][:, 2], spec.canvas),
+                       lambda: decode(pad=True), decode)
+    return decode()
+
+
+def train_batch(index: tf.Tensor, batch: Item, spec: TrainSpec, source: RecordSource):
+    """The `index`-th batch of (shard, serialized) pairs -> a training element
+    (`pipeline.train_dataset` documents its structure)."""
+    shards, serialized = batch
+    keypoints = spec.heatmap_size is not None
+    records = source.parse_batch(serialized, keypoints)
+    t = spec.num_frames
+    u = batch_uniforms(spec.seed, index, tf.shape(serialized)[0], t, spec.pipeline_id)
+    indices = sampling.segment_indices_from_uniforms(records["num_frames"], u[:, :t])
+    encoded = source.frame_batch(shards, records, indices)
+    height, width, draw = _draw(encoded, u[:, t:], spec)
+    clips, extra = _clip_inputs(encoded, height, width, draw, spec)
+    if keypoints:
+        clips["keypoints"] = tf.gather(records["keypoints"], indices, batch_dims=1)
+    out = {**_decode_clips(clips, spec), **extra}
+    if spec.image_mode:
+        out = {key: value[:, 0] if value.shape.rank > 2 else value
+               for key, value in out.items()}
+    label = record_label(records, spec.multi_label)
+    target = label if not keypoints else {"logits": label,
+                                          "pose_heatmaps": out.pop("heatmaps")}
+    inputs = out if spec.augment_on == "device" else out["frames"]
+    return inputs, target
