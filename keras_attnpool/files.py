@@ -14,15 +14,18 @@ from collections.abc import Callable
 from typing import Any
 
 
-def temporary_path(path: str) -> str:
+def temporary_path(path: str, suffix: str = "") -> str:
     """The name `atomic_write` writes `path` under before renaming it."""
     folder, name = os.path.split(os.fspath(path))
-    return os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+    return os.path.join(folder, f".{name}.tmp-{os.getpid()}{suffix}")
 
 
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Calls `write(temp_path)`, syncs the file, then renames it to `path`."""
-    temp = temporary_path(path)
+def atomic_write(path: str, write: Callable[[str], None], suffix: str = "") -> None:
+    """Calls `write(temp_path)`, syncs the file, then renames it to `path`.
+
+    `suffix` ends the temporary name, for writers that insist on one (Keras: ".keras").
+    """
+    temp = temporary_path(path, suffix)
     try:
         write(temp)
         if os.path.isfile(temp):  # a folder (a SavedModel) is renamed as it is

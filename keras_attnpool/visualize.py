@@ -34,7 +34,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-ATTENTION_HEADS = ("attention_head", "pose_attention_head")
+from keras_attnpool.models import HEAD_SPECS, HeadSpec, split_model
+
 COLORMAP = "inferno"  # lightness rises monotonically with the value: brightest = largest
 ALPHA = 0.6
 
@@ -62,24 +63,25 @@ class AttentionMaps:
         return maps[..., class_index] if maps.ndim == 3 else maps
 
 
+def _attention_parts(model: keras.Model) -> Tuple[keras.Model, keras.layers.Layer, HeadSpec]:
+    backbone, head, spec = split_model(model)
+    if not spec.attention_maps:
+        with_maps = [name for name, other in HEAD_SPECS.items() if other.attention_maps]
+        raise ValueError(f"model '{model.name}' has the {spec.name} head, which has no "
+                         "attention maps to draw; train with --head="
+                         f"{' or --head='.join(with_maps)}")
+    return backbone, head, spec
+
+
 def attention_layers(model: keras.Model) -> Tuple[keras.layers.Layer, keras.layers.Layer]:
     """(backbone, attention head) of a `build_action_model` model.
 
     Raises:
         ValueError: the model has no attention head (avg and second-order pooling have no
-            attention maps) or no `<name>_backbone` sub-model.
+            attention maps), or is not a `build_action_model` model.
     """
-    names = [layer.name for layer in model.layers]
-    heads = [model.get_layer(name) for name in ATTENTION_HEADS if name in names]
-    backbones = [layer for layer in model.layers if layer.name.endswith("_backbone")]
-    if not heads:
-        raise ValueError(f"model '{model.name}' has no attention head (a layer named "
-                         f"{' or '.join(ATTENTION_HEADS)}): average and second-order pooling "
-                         "have no attention maps to draw; train with --head=attention")
-    if not backbones:
-        raise ValueError(f"model '{model.name}' has no backbone sub-model named "
-                         "'<backbone>_backbone'; build it with build_action_model")
-    return backbones[0], heads[0]
+    backbone, head, _ = _attention_parts(model)
+    return backbone, head
 
 
 def maps_from_head(head: keras.layers.Layer, head_input) -> AttentionMaps:
@@ -99,14 +101,12 @@ def maps_from_head(head: keras.layers.Layer, head_input) -> AttentionMaps:
 def attention_maps_of(model: keras.Model, frames: np.ndarray,
                       batch_size: int = 16) -> AttentionMaps:
     """The maps of `model`'s attention head for frames (N, H, W, 3) in [0, 255]."""
-    backbone, head = attention_layers(model)
+    backbone, head, spec = _attention_parts(model)
     parts = []
     for start in range(0, len(frames), batch_size):
         features = backbone(np.asarray(frames[start:start + batch_size], "float32"),
                             training=False)
-        head_input = ([features["pose"], features["final"]]
-                      if head.name == "pose_attention_head" else features["final"])
-        parts.append(maps_from_head(head, head_input))
+        parts.append(maps_from_head(head, spec.head_inputs(features)))
     return AttentionMaps(*(np.concatenate([getattr(p, f.name) for p in parts])
                            for f in dataclasses.fields(AttentionMaps)))
 

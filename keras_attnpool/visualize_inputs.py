@@ -6,72 +6,31 @@ saw. Videos give `num_frames` uniformly spaced frames (`sampling.uniform_indices
 protocol's choice); images give one frame.
 """
 
-import dataclasses
-import json
 import os
-from typing import List, Optional
+from typing import Optional
 
-import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from keras_attnpool.data import augment, sampling
+from keras_attnpool.data.input import augment, sampling
+from keras_attnpool.data.media import IMAGE_EXTENSIONS
 from keras_attnpool.data.video import DEFAULT_SHORT_SIDE, VideoDecodeError, decode_video
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+from keras_attnpool.workdir import TrainedRun, Workdir
 
 
 class InputError(ValueError):
     """An input file that cannot be read as an image or a video."""
 
 
-@dataclasses.dataclass
-class TrainedRun:
-    """A workdir's single-frame model with the settings it was trained with."""
-
-    workdir: str
-    model: keras.Model
-    config: dict
-    class_names: List[str]
-
-    @property
-    def image_size(self) -> int:
-        return int(self.config.get("image_size") or self.model.input_shape[1])
-
-    @property
-    def resize_short(self) -> int:
-        return int(self.config.get("resize_short") or round(self.image_size * 256 / 224))
-
-
 def load_run(workdir: str) -> TrainedRun:
-    """Loads `workdir/model.keras`, config.json and labels.txt.
+    """The workdir's trained model, resolved config and class names (`Workdir.load_run`).
 
     Raises:
-        FileNotFoundError: no trained model in the workdir (with what to do).
+        WorkdirError (a ValueError): no trained model in the workdir, or files that
+            disagree (with what to do).
     """
-    workdir = os.path.abspath(os.path.expanduser(workdir))
-    model_path = os.path.join(workdir, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(
-            f"--workdir={workdir}: no trained model (model.keras); train one first with "
-            f"python training/fit.py --workdir={workdir}")
-    import keras_attnpool  # noqa: F401  registers the layers for load_model
-
-    model = keras.saving.load_model(model_path, safe_mode=True)
-    config = {}
-    if os.path.isfile(os.path.join(workdir, "config.json")):
-        with open(os.path.join(workdir, "config.json")) as f:
-            config = json.load(f)
-    # build_action_model names its logits output "logits" (a dict entry for pose models).
-    num_classes = int(model.get_layer("logits").output.shape[-1])
-    names = [f"class {k}" for k in range(num_classes)]
-    labels_path = os.path.join(workdir, "labels.txt")
-    if os.path.isfile(labels_path):
-        with open(labels_path) as f:
-            read = [line.strip() for line in f if line.strip()]
-        names = read if len(read) == num_classes else names
-    return TrainedRun(workdir, model, config, names)
+    return Workdir(workdir).load_run()
 
 
 def is_image_file(path: str) -> bool:
@@ -115,8 +74,9 @@ def load_frames(path: str, image_size: int, resize_short: int, num_frames: int =
 
 def input_frames(run: TrainedRun, path: str, num_frames: int = 6) -> np.ndarray:
     """`load_frames` with the run's own input size and preprocessing."""
-    short_side = run.config.get("short_side") or DEFAULT_SHORT_SIDE
-    return load_frames(path, run.image_size, run.resize_short, num_frames, short_side)
+    config = run.config
+    return load_frames(path, config.image_size, config.resize_short, num_frames,
+                       config.short_side)
 
 
 def picture_name(path: str) -> str:

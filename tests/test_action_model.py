@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_attnpool import AttentionalPooling, build_action_model, list_backbones
-from keras_attnpool.models.action_model import HEADS
+from keras_attnpool.models.heads import HEADS
 
 RNG = np.random.default_rng(4)
 SHAPE = (32, 40, 3)

@@ -13,11 +13,12 @@ serve the result.
 """
 
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags, logging
 
-from absl import app, flags, logging  # noqa: E402
+from keras_attnpool import cli
+from keras_attnpool.cli import fail
+from keras_attnpool.workdir import Workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (model.keras, labels.txt, "
                                "config.json).")
@@ -30,60 +31,44 @@ _TFLITE = flags.DEFINE_enum("tflite", "none", ["none", "float", "dynamic", "int8
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
 flags.mark_flags_as_required(["workdir", "export_dir"])
 
-_NAME = "export.py"
-
-
-def _fail(message: str) -> None:
-    print(f"{_NAME}: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _parse_flags(argv):
-    """absl's parser, but a bad flag is one line on stderr and exit status 2."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as error:
-        _fail(" ".join(str(error).split()) + " (see --helpshort)")
-
 
 def _check_paths() -> None:
     workdir, export_dir = _WORKDIR.value, _EXPORT_DIR.value
     if not os.path.isdir(workdir):
-        _fail(f"--workdir={workdir}: no such directory; pass the folder training wrote.")
-    model_path = os.path.join(workdir, "model.keras")
-    if not os.path.isfile(model_path):
-        _fail(f"--workdir={workdir}: no model.keras in it; train first (training/fit.py).")
+        fail(f"--workdir={workdir}: no such directory; pass the folder training wrote.")
+    if not os.path.isfile(Workdir(workdir).model_path):
+        fail(f"--workdir={workdir}: no {Workdir.MODEL} in it; train first (training/fit.py).")
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
-        _fail(f"--export_dir={export_dir} is a file; pass a folder such as savedmodels/NAME.")
+        fail(f"--export_dir={export_dir} is a file; pass a folder such as savedmodels/NAME.")
     if not os.path.basename(os.path.abspath(export_dir)).strip():
-        _fail(f"--export_dir={export_dir}: name the model folder, e.g. savedmodels/NAME.")
+        fail(f"--export_dir={export_dir}: name the model folder, e.g. savedmodels/NAME.")
     version = _VERSION.value
     if version is not None and not _OVERWRITE.value and os.path.exists(
             os.path.join(export_dir, str(version))):
         # Checked here too, before TensorFlow starts, so the answer comes at once.
-        _fail(f"--version={version}: {os.path.join(export_dir, str(version))} already "
-              "exists; pass another --version, leave it out for the next one, or --overwrite.")
+        fail(f"--version={version}: {os.path.join(export_dir, str(version))} already "
+             "exists; pass another --version, leave it out for the next one, or --overwrite.")
 
 
 def main(argv):
     if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=PATH.")
+        fail(f"unexpected arguments {argv[1:]}; flags look like --workdir=PATH.")
     _check_paths()
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines about saving drown the result
-
-    from keras_attnpool.export import VersionExistsError, WorkdirError, export_workdir
+    with cli.quiet_native_logs():
+        from keras_attnpool.export import VersionExistsError, WorkdirError, export_workdir
 
     try:
         result = export_workdir(_WORKDIR.value, _EXPORT_DIR.value, version=_VERSION.value,
                                 tflite=_TFLITE.value, overwrite=_OVERWRITE.value)
     except VersionExistsError as error:
-        _fail(f"--version: {error}")
+        fail(f"--version: {error}")
     except WorkdirError as error:
-        _fail(f"--workdir: {error}")
+        fail(f"--workdir: {error}")
     except OSError as error:
-        _fail(f"--export_dir={_EXPORT_DIR.value}: cannot write ({error.strerror or error}).")
+        fail(f"--export_dir={_EXPORT_DIR.value}: cannot write ({error.strerror or error}).")
     except ValueError as error:
-        _fail(str(error))
+        fail(str(error))
 
     print(f"SavedModel version {result['version']}: {result['saved_model']}")
     if result["models_config"]:
@@ -94,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    cli.run(main)

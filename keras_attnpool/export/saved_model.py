@@ -71,7 +71,7 @@ def _all_layers(model: keras.Model):
 
 def _write_saved_model(model: keras.Model, path: str, graph: ServingGraph) -> None:
     archive = keras.export.ExportArchive()
-    archive.track(graph.core)
+    archive.track(model)
     for name, function in graph.functions().items():
         archive.add_endpoint(name, function)
     archive.write_out(path, verbose=False)

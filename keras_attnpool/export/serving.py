@@ -6,11 +6,13 @@ Every signature returns the same named outputs:
     top_k_names          string  [B, k]  their names
     bottom_up_attention  float32 [B, h, w] (per frame for video: [B, T, h, w])
 
-`bottom_up_attention` is the class-agnostic saliency map the head pools with: for
-`attention_head` the bottom-up map summed over its rank (with class-specific bottom-up maps,
-the map of the top-1 class); for `pose_attention_head` its bottom-up map; heads without
-attention (`avg_head`, `second_order_head`) weight every position alike, so they return the
-uniform map 1 / (h * w).
+`bottom_up_attention` is the class-agnostic saliency map the head pools with
+(`HeadSpec.bottom_up`): the bottom-up map summed over its rank (with class-specific bottom-up
+maps, the map of the top-1 class); heads without attention maps weigh every position alike,
+so they return the uniform map 1 / (h * w).
+
+The graph runs the model's own backbone and head layers (`split_model`), the same layers and
+weights the model runs, so the served logits are the evaluated model's.
 """
 
 from typing import Dict, Optional, Sequence
@@ -20,29 +22,7 @@ import tensorflow as tf
 
 from keras_attnpool.export.preprocessing import (check_not_empty, decode_and_resize,
                                                  resize_and_centre_crop)
-
-ATTENTION_HEADS = ("attention_head", "pose_attention_head")
-OTHER_HEADS = ("avg_head", "second_order_head")
-
-
-def _find_layer(model: keras.Model, names: Sequence[str]):
-    for layer in model.layers:
-        if layer.name in names:
-            return layer
-    return None
-
-
-def _backbone_features(model: keras.Model) -> Dict[str, keras.KerasTensor]:
-    """The backbone's {"final", "pose"} outputs as tensors of `model`'s own graph."""
-    backbones = [layer for layer in model.layers if layer.name.endswith("_backbone")]
-    if len(backbones) != 1 or len(backbones[0]._inbound_nodes) != 1:
-        raise ValueError(
-            f"Model '{model.name}' must hold one nested '<name>_backbone' model called once, "
-            "as `build_action_model` builds it; export that model, not a custom one."
-        )
-    backbone = backbones[0]
-    node = backbone._inbound_nodes[0]
-    return keras.tree.pack_sequence_as(backbone.output, node.output_tensors)
+from keras_attnpool.models import split_model
 
 
 def check_exportable(model: keras.Model) -> tuple:
@@ -54,11 +34,7 @@ def check_exportable(model: keras.Model) -> tuple:
             f"H and W (a single-frame `build_action_model`); got inputs "
             f"{[tuple(t.shape) for t in model.inputs]}. Video signatures run it per frame."
         )
-    if _find_layer(model, ATTENTION_HEADS + OTHER_HEADS) is None:
-        raise ValueError(
-            f"Model '{model.name}' has none of the heads {ATTENTION_HEADS + OTHER_HEADS}; "
-            "export a model built by `build_action_model`."
-        )
+    split_model(model)  # a `build_action_model` model: one backbone, one registered head
     return int(shape[1]), int(shape[2])
 
 
@@ -83,9 +59,7 @@ class ServingGraph:
                              f"{self.num_classes} classes; pass one name per class.")
         if top_k < 1:
             raise ValueError(f"`top_k` must be >= 1; got {top_k}.")
-        self.core = keras.Model(model.inputs, {"logits": logits, **_backbone_features(model)},
-                                name=f"{model.name}_serving")
-        self.head = _find_layer(model, ATTENTION_HEADS + OTHER_HEADS)
+        self.backbone, self.head, self.spec = split_model(model)
         self.class_names = [str(name) for name in class_names]
         self.top_k = min(int(top_k), self.num_classes)
         self.multi_label = multi_label
@@ -94,24 +68,25 @@ class ServingGraph:
                              f"{self.image_size}: the crop is taken after the resize.")
         self.resize_short = resize_short
 
+    def _core(self, pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """The model's forward pass through its own layers, keeping the backbone features:
+        float32 logits and the {"final", "pose"} feature maps."""
+        features = self.backbone(pixels, training=False)
+        outputs = self.head(self.spec.head_inputs(features), training=False)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs
+        return {"logits": tf.cast(logits, tf.float32), **features}
+
     def _bottom_up(self, features: dict, class_ids: tf.Tensor) -> tf.Tensor:
         """(B, h, w) float32 saliency; `class_ids` (B,) picks class-specific maps."""
-        final = features["final"]
-        if self.head.name == "pose_attention_head":
-            maps = self.head.attention_maps([features["pose"], final])["bottom_up"]
-            return tf.reduce_sum(maps, axis=3)
-        if self.head.name == "attention_head":
-            maps = tf.reduce_sum(self.head.attention_maps(final)["bottom_up"], axis=3)
-            if maps.shape.rank == 4:  # class-specific: (B, h, w, K)
-                maps = tf.gather(maps, class_ids, axis=3, batch_dims=1)
-            return maps
-        positions = tf.cast(tf.shape(final)[1] * tf.shape(final)[2], tf.float32)
-        return tf.ones(tf.shape(final)[:3], tf.float32) / positions
+        maps = self.spec.bottom_up(self.head, features)
+        if maps.shape.rank == 4:  # class-specific: (B, h, w, K)
+            maps = tf.gather(maps, class_ids, axis=3, batch_dims=1)
+        return maps
 
     def forward(self, pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
         """float32 (B, H, W, 3) at the model's size -> logits, scores, bottom_up_attention."""
-        outputs = self.core(pixels, training=False)
-        logits = tf.cast(outputs["logits"], tf.float32)
+        outputs = self._core(pixels)
+        logits = outputs["logits"]
         scores = tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits, axis=-1)
         top1 = tf.argmax(scores, axis=-1, output_type=tf.int32)
         return {"logits": logits, "scores": scores,
@@ -164,8 +139,8 @@ class ServingGraph:
         batch, num_frames = shape[0], shape[1]
         flat = tf.reshape(frames, tf.concat([[batch * num_frames], shape[2:]], axis=0))
         pixels = resize_and_centre_crop(flat, self.image_size, self.resize_short)
-        outputs = self.core(pixels, training=False)
-        logits = tf.cast(outputs["logits"], tf.float32)
+        outputs = self._core(pixels)
+        logits = outputs["logits"]
         frame_scores = tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits, -1)
         scores = tf.reduce_mean(
             tf.reshape(frame_scores, tf.stack([batch, num_frames, self.num_classes])), axis=1)

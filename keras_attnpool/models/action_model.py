@@ -3,11 +3,10 @@
 import keras
 from keras import ops
 
-from keras_attnpool.layers import (AttentionalPooling, PoseRegularizedAttention,
-                                   SecondOrderPooling, common)
+from keras_attnpool.layers import common
 from keras_attnpool.models import backbones
+from keras_attnpool.models.heads import HEADS, get_head_spec
 
-HEADS = ("attention", "pose_attention", "avg", "second_order")
 TEMPORAL_POOLING = ("consensus", "attention")
 
 
@@ -44,26 +43,6 @@ class UnfoldFrames(keras.layers.Layer):
         return {**super().get_config(), "num_frames": self.num_frames}
 
 
-def _avg_head(num_classes, dropout=0.0, name="avg_head"):
-    common.check_rate("dropout", dropout)
-    layers = [keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")]
-    if dropout:
-        layers.append(keras.layers.Dropout(dropout, name=f"{name}_dropout"))
-    layers.append(keras.layers.Dense(num_classes, name=f"{name}_classifier"))
-    return keras.Sequential(layers, name=name)
-
-
-def _make_head(head, num_classes, head_kwargs):
-    """The head layer for a head name; unknown keyword arguments raise TypeError here."""
-    if head == "avg":
-        return _avg_head(num_classes, **head_kwargs)
-    if head == "attention":
-        return AttentionalPooling(num_classes, name="attention_head", **head_kwargs)
-    if head == "second_order":
-        return SecondOrderPooling(num_classes, name="second_order_head", **head_kwargs)
-    return PoseRegularizedAttention(num_classes, name="pose_attention_head", **head_kwargs)
-
-
 def _as_float32(outputs):
     """Names the outputs and returns them in float32 whatever the dtype policy."""
     if isinstance(outputs, dict):
@@ -78,10 +57,12 @@ def _check_arguments(num_classes, head, num_frames, temporal_pooling):
     if num_frames is not None:
         common.check_positive_int("num_frames", num_frames)
     common.check_choice("temporal_pooling", temporal_pooling, TEMPORAL_POOLING)
-    if temporal_pooling == "attention" and head != "attention":
+    pooling_heads = [name for name in HEADS if get_head_spec(name).pools_over_time]
+    if temporal_pooling == "attention" and head not in pooling_heads:
         raise ValueError(
-            f"`temporal_pooling='attention'` pools over time and space with head='attention'; "
-            f"got head={head!r}. Use temporal_pooling='consensus' with that head."
+            f"`temporal_pooling='attention'` pools over time and space with head="
+            f"{' or '.join(map(repr, pooling_heads))}; got head={head!r}. Use "
+            "temporal_pooling='consensus' with that head."
         )
 
 
@@ -112,12 +93,13 @@ def build_action_model(num_classes, backbone="resnet101", head="attention",
     """
     _check_arguments(num_classes, head, num_frames, temporal_pooling)
     network = backbones.build_backbone(backbone, input_shape, weights)
-    head_layer = _make_head(head, num_classes, head_kwargs)
+    spec = get_head_spec(head)
+    head_layer = spec.make(num_classes, **head_kwargs)
     name = name or f"{backbone}_{head}"
     if num_frames is None:
         inputs = keras.Input(tuple(input_shape), name="image")
         features = network(inputs)
-        outputs = _apply_head(head, head_layer, features)
+        outputs = head_layer(spec.head_inputs(features))
         return keras.Model(inputs, _as_float32(outputs), name=name)
 
     inputs = keras.Input((num_frames,) + tuple(input_shape), name="frames")
@@ -125,7 +107,7 @@ def build_action_model(num_classes, backbone="resnet101", head="attention",
     if temporal_pooling == "attention":
         clip_features = UnfoldFrames(num_frames, name="unfold_features")(features["final"])
         return keras.Model(inputs, _as_float32(head_layer(clip_features)), name=name)
-    outputs = _apply_head(head, head_layer, features)
+    outputs = head_layer(spec.head_inputs(features))
     if isinstance(outputs, dict):
         outputs = {key: UnfoldFrames(num_frames, name=f"unfold_{key}")(value)
                    for key, value in outputs.items()}
@@ -133,12 +115,6 @@ def build_action_model(num_classes, backbone="resnet101", head="attention",
     else:
         outputs = _consensus(UnfoldFrames(num_frames, name="unfold_logits")(outputs))
     return keras.Model(inputs, _as_float32(outputs), name=name)
-
-
-def _apply_head(head, head_layer, features):
-    if head == "pose_attention":
-        return head_layer([features["pose"], features["final"]])
-    return head_layer(features["final"])
 
 
 def _consensus(frame_logits):

@@ -9,13 +9,14 @@ TensorBoard scalars.
 """
 
 import dataclasses
-import os
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_attnpool.workdir import Workdir
 
 
 @dataclasses.dataclass
@@ -48,6 +49,15 @@ class TrainConfig:
         """Examples per forward pass, across replicas."""
         return self.global_batch_size // self.accumulation_steps
 
+    def check_replicas(self, replicas: int, strategy: str = "") -> None:
+        """Raises ValueError when a micro-batch cannot be split over `replicas`."""
+        if self.micro_batch_size % replicas:
+            where = f" of --strategy={strategy}" if strategy else ""
+            raise ValueError(
+                f"--batch_size={self.global_batch_size} (/ --accumulation_steps="
+                f"{self.accumulation_steps}) is not divisible by the {replicas} replicas"
+                f"{where}; use a multiple of {replicas * self.accumulation_steps}.")
+
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step."""
@@ -75,7 +85,7 @@ class Trainer:
         build_model: returns the model; called inside `strategy.scope()`.
         build_optimizer: returns a Keras optimizer; called inside the scope.
         loss_fn: `(targets, outputs) -> (B,)` per-example loss.
-        workdir: checkpoints go to `workdir/checkpoints`, TensorBoard logs to `workdir/logs`.
+        workdir: a `Workdir` (or its path): checkpoints and TensorBoard logs go there.
         config: a `TrainConfig`.
         preprocess: applied to each batch's inputs on the replica before the model (e.g.
             `augment.device_augment` for a pipeline with augment_on="device").
@@ -83,18 +93,12 @@ class Trainer:
 
     def __init__(self, strategy: tf.distribute.Strategy, build_model: Callable[[], keras.Model],
                  build_optimizer: Callable[[], keras.optimizers.Optimizer],
-                 loss_fn: Callable, workdir: str, config: TrainConfig,
+                 loss_fn: Callable, workdir: Union[Workdir, str], config: TrainConfig,
                  preprocess: Optional[Callable] = None):
-        replicas = strategy.num_replicas_in_sync
-        if config.micro_batch_size % replicas:
-            raise ValueError(
-                f"`global_batch_size` {config.global_batch_size} / accumulation "
-                f"{config.accumulation_steps} = {config.micro_batch_size} is not divisible by "
-                f"the {replicas} replicas; use a multiple of "
-                f"{replicas * config.accumulation_steps}.")
+        config.check_replicas(strategy.num_replicas_in_sync)
         self.strategy, self.loss_fn, self.config = strategy, loss_fn, config
         self.preprocess = preprocess
-        self.workdir = workdir
+        self.workdir = Workdir(workdir)
         with strategy.scope():
             self.model = build_model()
             optimizer = build_optimizer()
@@ -109,8 +113,8 @@ class Trainer:
                 for v in self.model.trainable_variables] if config.accumulation_steps > 1 else []
         self.is_chief, task_id = _worker_role(strategy)
         # Every worker must take part in saving; only the chief's copy is kept.
-        checkpoint_dir = os.path.join(workdir, "checkpoints") if self.is_chief else os.path.join(
-            workdir, "tmp", f"worker{task_id}_checkpoints")
+        checkpoint_dir = (self.workdir.checkpoints_dir if self.is_chief
+                          else self.workdir.worker_checkpoints_dir(task_id))
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints)
@@ -124,7 +128,7 @@ class Trainer:
 
     def restore(self) -> Optional[str]:
         """Restores the latest checkpoint, if any; returns its path."""
-        path = tf.train.latest_checkpoint(os.path.join(self.workdir, "checkpoints"))
+        path = tf.train.latest_checkpoint(self.workdir.checkpoints_dir)
         if path:
             self.checkpoint.restore(path).assert_existing_objects_matched()
         return path
@@ -215,7 +219,7 @@ class Trainer:
         dataset = dataset_fn(start * config.accumulation_steps)
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         self._step_fn = self._step_fn or self._build_step()
-        writer = (tf.summary.create_file_writer(os.path.join(self.workdir, "logs", "train"))
+        writer = (tf.summary.create_file_writer(self.workdir.logs_dir("train"))
                   if self.is_chief else tf.summary.create_noop_writer())
         progbar = keras.utils.Progbar(config.steps, stateful_metrics=["examples/s"],
                                       verbose=1 if config.verbose and self.is_chief else 0)

@@ -5,7 +5,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+from keras_attnpool.trainer.config import STRATEGIES
 
 
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:

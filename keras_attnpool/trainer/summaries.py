@@ -6,7 +6,6 @@ backbone and the attention head at every checkpoint step and drawn by
 same pictures as `training/visualize.py` makes.
 """
 
-import os
 from typing import Callable, List, Optional, Tuple
 
 import keras
@@ -14,19 +13,23 @@ import numpy as np
 import tensorflow as tf
 
 from keras_attnpool import visualize
-from keras_attnpool.data import pipeline
+from keras_attnpool.data.input import pipeline
+from keras_attnpool.data.input.files import split_record_files
+from keras_attnpool.models import split_model
+from keras_attnpool.workdir import Workdir, WorkdirError
 
 NUM_PICTURES = 4
 
 
-def _fixed_frames(config, records_dir: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-    """(frames (N, S, S, 3), labels (N,)) of the first test clips, or None."""
+def _fixed_frames(config) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(frames (N, S, S, 3), labels (N,)) of the first test clips, prepared as the
+    evaluation prepares them, or None."""
     try:
-        files = pipeline.split_record_files(records_dir, "test")
+        files = split_record_files(config.records_dir, "test")
     except (ValueError, FileNotFoundError):
         return None
     data = pipeline.eval_dataset(files, image_size=config.image_size, batch_size=NUM_PICTURES,
-                                 test_frames=1, resize_short=config.resize_short or None,
+                                 test_frames=1, resize_short=config.resize_short,
                                  image_mode=not config.is_video, fold_frames=True,
                                  multi_label=config.multi_label)
     for frames, labels, _ in data.take(1):
@@ -36,13 +39,11 @@ def _fixed_frames(config, records_dir: str) -> Optional[Tuple[np.ndarray, np.nda
 
 def _class_names(config, num_classes: int) -> List[str]:
     """The workdir's labels.txt (written before training starts), else "class k"."""
-    path = os.path.join(os.path.abspath(os.path.expanduser(config.workdir)), "labels.txt")
-    if os.path.isfile(path):
-        with open(path) as f:
-            names = [line.strip() for line in f if line.strip()]
-        if len(names) == num_classes:
-            return names
-    return [f"class {k}" for k in range(num_classes)]
+    try:
+        names = Workdir(config.workdir).read_labels()
+    except WorkdirError:
+        names = []
+    return names if len(names) == num_classes else [f"class {k}" for k in range(num_classes)]
 
 
 def draw(frames: np.ndarray, maps: visualize.AttentionMaps, class_names: List[str],
@@ -59,29 +60,23 @@ def draw(frames: np.ndarray, maps: visualize.AttentionMaps, class_names: List[st
     return np.stack(pictures)
 
 
-def attention_pictures(config, records_dir: str,
-                       model: keras.Model) -> Optional[Callable[[int, dict], None]]:
+def attention_pictures(config, model: keras.Model) -> Optional[Callable[[int, dict], None]]:
     """An `on_log` hook for `Trainer.fit` that writes attention pictures, or None when the
     head has no attention maps."""
-    head_name = {"attention": "attention_head", "pose_attention": "pose_attention_head"}.get(
-        config.head)
-    if head_name is None:
+    backbone, head, spec = split_model(model)
+    if not spec.attention_maps:
         return None
-    fixed = _fixed_frames(config, records_dir)
+    fixed = _fixed_frames(config)
     if fixed is None:
         return None
     frames, labels = fixed
-    backbone = model.get_layer(f"{config.backbone}_backbone")
-    head = model.get_layer(head_name)
     class_names = _class_names(config, head.num_classes)
 
     def on_log(step: int, logs: dict) -> None:
         if step % config.checkpoint_every and step != config.steps:
             return
         features = backbone(frames, training=False)
-        head_input = ([features["pose"], features["final"]] if head_name ==
-                      "pose_attention_head" else features["final"])
-        maps = visualize.maps_from_head(head, head_input)
+        maps = visualize.maps_from_head(head, spec.head_inputs(features))
         tf.summary.image("attention", draw(frames, maps, class_names, labels),
                          max_outputs=NUM_PICTURES)
 
