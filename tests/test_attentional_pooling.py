@@ -160,7 +160,38 @@ def test_bad_arguments_name_the_argument(kwargs, name):
         AttentionalPooling(**kwargs)
 
 
-@pytest.mark.parametrize("shape", [(2, 8), (2, 4, 8), (2, 1, 2, 3, 4, 8)])
-def test_wrong_rank_names_the_accepted_ranks(shape):
-    with pytest.raises(ValueError, match=r"rank 4 \(batch, height, width, channels\) or 5"):
-        AttentionalPooling(3)(np.zeros(shape, "float32"))
+WRONG_RANKS = [((2, 8), "expected min_ndim=4, found ndim=2"),
+               ((2, 4, 8), "expected min_ndim=4, found ndim=3"),
+               ((2, 1, 2, 3, 4, 8), "expected max_ndim=5, found ndim=6")]
+
+
+@pytest.mark.parametrize("shape, expected", WRONG_RANKS)
+def test_wrong_rank_names_the_layer_and_the_accepted_ranks(shape, expected):
+    layer = AttentionalPooling(3, name="head")
+    with pytest.raises(ValueError, match=f"layer 'head' .*{expected}"):
+        layer(np.zeros(shape, "float32"))
+    with pytest.raises(ValueError, match=f"layer 'head' .*{expected}"):
+        layer.attention_maps(np.zeros(shape, "float32"))
+    assert not layer.built
+
+
+@pytest.mark.parametrize("shape, expected", WRONG_RANKS)
+def test_built_layer_rejects_a_wrong_rank_in_attention_maps(shape, expected):
+    layer = AttentionalPooling(3, name="head")
+    layer(np.zeros((1, 4, 4, 8), "float32"))
+    with pytest.raises(ValueError, match=f"layer 'head' .*{expected}"):
+        layer.attention_maps(np.zeros(shape, "float32"))
+
+
+def test_built_layer_rejects_another_channel_count():
+    layer = AttentionalPooling(3, name="head")
+    layer(np.zeros((1, 4, 4, 8), "float32"))
+    for method in (layer, layer.attention_maps):
+        with pytest.raises(ValueError, match="layer 'head' .*axis -1 of input shape to have "
+                                             "value 8"):
+            method(np.zeros((1, 4, 4, 6), "float32"))
+
+
+def test_unknown_channel_count_is_rejected_when_building():
+    with pytest.raises(ValueError, match="'head' needs a known channel count"):
+        AttentionalPooling(3, name="head")(keras.KerasTensor((None, 4, 4, None)))

@@ -51,6 +51,35 @@ def test_mismatched_grids_are_rejected():
         layer([np.zeros((1, 8, 8, 4), "float32"), np.zeros((1, 4, 4, 6), "float32")])
 
 
+@pytest.mark.parametrize("inputs, role", [
+    ((2, 4, 4, 3, 6), "features"),
+    ([(2, 4, 4), (2, 4, 4, 6)], "pose_features"),
+    ([(2, 4, 4, 3), (2, 4, 6)], "final_features"),
+], ids=["single", "pose", "final"])
+def test_wrong_rank_names_the_layer_the_input_and_the_rank(inputs, role):
+    data = ([np.zeros(s, "float32") for s in inputs] if isinstance(inputs, list)
+            else np.zeros(inputs, "float32"))
+    for method in ("__call__", "attention_maps"):
+        layer = PoseRegularizedAttention(3, pose_channels=5, name="pose_head")
+        with pytest.raises(ValueError, match=f"Layer 'pose_head' expects {role} of rank 4 "
+                                             r"\(batch, height, width, channels\)"):
+            getattr(layer, method)(data)
+
+
+def test_built_layer_holds_its_inputs():
+    layer = PoseRegularizedAttention(3, pose_channels=5, name="pose_head")
+    pair = [np.zeros((1, 4, 4, 3), "float32"), np.zeros((1, 4, 4, 6), "float32")]
+    layer(pair)
+    with pytest.raises(ValueError, match='Layer "pose_head" expects 2 input'):
+        layer(pair[1])
+    with pytest.raises(ValueError, match="'pose_head' .*expected ndim=4, found ndim=5"):
+        layer.attention_maps([pair[0], np.zeros((1, 2, 4, 4, 6), "float32")])
+    with pytest.raises(ValueError, match="'pose_head' .*axis -1 of input shape to have value 3"):
+        layer([np.zeros((1, 4, 4, 5), "float32"), pair[1]])
+    with pytest.raises(ValueError, match="same height and width"):
+        layer([np.zeros((1, 4, 4, 3), "float32"), np.zeros((1, 2, 2, 6), "float32")])
+
+
 @pytest.mark.parametrize("kwargs, name", [
     ({"num_classes": 0}, "num_classes"),
     ({"num_classes": 3, "num_keypoints": 0}, "num_keypoints"),

@@ -62,6 +62,14 @@ def test_bad_arguments_name_the_argument(kwargs, name):
         SecondOrderPooling(**kwargs)
 
 
-def test_wrong_rank():
-    with pytest.raises(ValueError, match="rank 4"):
-        SecondOrderPooling(3)(np.zeros((2, 8), "float32"))
+@pytest.mark.parametrize("shape, expected", [((2, 8), "expected min_ndim=4, found ndim=2"),
+                                             ((2, 1, 2, 3, 4, 8), "expected max_ndim=5")])
+def test_wrong_rank_names_the_layer_and_the_accepted_ranks(shape, expected):
+    layer = SecondOrderPooling(3, name="bilinear")
+    with pytest.raises(ValueError, match=f"layer 'bilinear' .*{expected}"):
+        layer(np.zeros(shape, "float32"))
+    with pytest.raises(ValueError, match=f"layer 'bilinear' .*{expected}"):
+        layer.bilinear_features(np.zeros(shape, "float32"))
+    layer(np.zeros((1, 3, 3, 8), "float32"))
+    with pytest.raises(ValueError, match=f"layer 'bilinear' .*{expected}"):
+        layer.bilinear_features(np.zeros(shape, "float32"))

@@ -95,9 +95,12 @@ class AttentionalPooling(PoolingHead):
         self.top_down_bias_initializer = keras.initializers.get(top_down_bias_initializer)
         self.bottom_up_initializer, self.bottom_up_bias_initializer = (
             common.bottom_up_initializers(bottom_up_initializer, bottom_up_bias_initializer))
+        self.input_spec = keras.InputSpec(min_ndim=4, max_ndim=5, name="features")
 
     def build(self, input_shape):
-        channels = common.check_features_shape(self.name, input_shape, ranks=(4, 5))
+        channels = self.channels(input_shape)
+        self.input_spec = keras.InputSpec(min_ndim=4, max_ndim=5, axes={-1: channels},
+                                          name="features")
         bottom_up_units = (self.rank, self.num_classes) if self.class_specific_bottom_up else (
             self.rank,)
         self.top_down_kernel = self.add_weight(
@@ -139,7 +142,6 @@ class AttentionalPooling(PoolingHead):
         return maps if self.top_down_bias is None else maps + common.float32(self.top_down_bias)
 
     def call(self, inputs, training=None):
-        common.check_features_shape(self.name, inputs.shape, ranks=(4, 5))
         x = self.positions_in_float32(inputs)
         bottom_up = self._bottom_up(x)
         top_down_input = self.apply_dropout(x, training)
@@ -158,20 +160,13 @@ class AttentionalPooling(PoolingHead):
             `{"top_down": (B, [T,] H, W, rank, num_classes), "bottom_up": (B, [T,] H, W, rank)}`;
             `bottom_up` has a trailing `num_classes` axis when `class_specific_bottom_up`.
         """
-        inputs = ops.convert_to_tensor(inputs)
-        if not self.built:
-            self.build(inputs.shape)
-        common.check_features_shape(self.name, inputs.shape, ranks=(4, 5))
+        inputs = self.checked_inputs(inputs)
         x = self.positions_in_float32(inputs)
         grid = tuple(ops.shape(inputs)[:-1])
         top_down = ops.reshape(self._top_down(x), grid + (self.rank, self.num_classes))
         bottom_up = self._bottom_up(x)
         bottom_up = ops.reshape(bottom_up, grid + tuple(bottom_up.shape[2:]))
         return {"top_down": top_down, "bottom_up": bottom_up}
-
-    def compute_output_shape(self, input_shape):
-        common.check_features_shape(self.name, input_shape, ranks=(4, 5))
-        return (input_shape[0], self.num_classes)
 
     def get_config(self):
         return {

@@ -15,6 +15,11 @@ class PoolingHead(keras.layers.Layer):
     run over every position of the map and would overflow float16 (`positions_in_float32`),
     and returns its scores in the layer's compute dtype (`scores`).
 
+    A subclass declares the inputs it accepts in `self.input_spec` (ranks, and the channel
+    count once built), which Keras checks on every call; its public methods that take
+    features directly (`attention_maps`) pass them through `checked_inputs` for the same
+    check.
+
     Args:
         num_classes: number of classes K, >= 1.
         use_bias: whether the head's linear maps have biases.
@@ -46,6 +51,25 @@ class PoolingHead(keras.layers.Layer):
         # The attribute name is part of the saved `.keras` file's layout: keep it.
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def channels(self, input_shape):
+        """The static channel count (last axis) of `input_shape`, which the weights need."""
+        if input_shape[-1] is None:
+            raise ValueError(
+                f"Layer '{self.name}' needs a known channel count (last axis); "
+                f"got shape {tuple(input_shape)}."
+            )
+        return int(input_shape[-1])
+
+    def checked_inputs(self, inputs):
+        """`inputs` as tensors, the layer built for them and checked as `__call__` checks."""
+        inputs = keras.tree.map_structure(ops.convert_to_tensor, inputs)
+        # Keras's own input-spec check, the one `__call__` runs before and after building.
+        self._assert_input_compatibility(inputs)
+        if not self.built:
+            self.build(keras.tree.map_structure(lambda t: tuple(t.shape), inputs))
+            self._assert_input_compatibility(inputs)
+        return inputs
+
     def positions_in_float32(self, inputs):
         """(B, ..., C) features -> float32 (B, N, C), every position on one axis."""
         return common.flatten_positions(ops.cast(inputs, "float32"))
@@ -63,6 +87,9 @@ class PoolingHead(keras.layers.Layer):
     def initializer_config(self, *names):
         """`get_config` entries of the initialiser attributes `names`."""
         return {name: keras.initializers.serialize(getattr(self, name)) for name in names}
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
 
     def get_config(self):
         config = super().get_config()

@@ -26,26 +26,6 @@ def check_choice(name, value, accepted):
         )
 
 
-def check_features_shape(layer_name, shape, ranks=(4, 5)):
-    """Checks a channels-last feature shape and returns its (static) channel count."""
-    shape = tuple(shape)
-    if len(shape) not in ranks:
-        described = {
-            4: "4 (batch, height, width, channels)",
-            5: "5 (batch, time, height, width, channels)",
-        }
-        accepted = " or ".join(described[r] for r in ranks)
-        raise ValueError(
-            f"Layer '{layer_name}' expects features (the `inputs` argument) of rank {accepted}; "
-            f"got shape {shape}."
-        )
-    if shape[-1] is None:
-        raise ValueError(
-            f"Layer '{layer_name}' needs a known channel count (last axis); got shape {shape}."
-        )
-    return int(shape[-1])
-
-
 def float32(variable):
     """A weight (or None) as float32 arithmetic needs it, under any dtype policy."""
     return None if variable is None else ops.cast(variable, "float32")

@@ -7,6 +7,11 @@ from keras_attnpool.layers import common
 from keras_attnpool.layers.base import PoolingHead
 
 
+def _is_pair(input_shape):
+    """Whether `input_shape` is a list of shapes rather than one shape."""
+    return bool(input_shape) and isinstance(input_shape[0], (list, tuple))
+
+
 @keras.saving.register_keras_serializable(package="keras_attnpool")
 class PoseRegularizedAttention(PoolingHead):
     """Rank-1 attentional pooling whose bottom-up map comes from a keypoint-predicting branch.
@@ -82,20 +87,29 @@ class PoseRegularizedAttention(PoolingHead):
         self.pose_initializer = keras.initializers.get(pose_initializer)
 
     def _split_shapes(self, input_shape):
-        """(pose_shape, final_shape) from one shape or a list of two."""
-        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
-            input_shape[0], (list, tuple)
-        ):
+        """(pose_shape, final_shape) from one shape or a list of two, checked.
+
+        The one check of what the layer accepts; Keras's input spec, set once the layer is
+        built, then holds the input count, ranks and channel counts on every call, and this
+        still checks that both maps share their grid (not known before the first call).
+        """
+        if _is_pair(input_shape):
             if len(input_shape) != 2:
                 raise ValueError(
                     f"Layer '{self.name}' takes the final features or a list "
                     f"[pose_features, final_features]; got {len(input_shape)} inputs."
                 )
             pose_shape, final_shape = tuple(input_shape[0]), tuple(input_shape[1])
+            roles = {"pose_features": pose_shape, "final_features": final_shape}
         else:
             pose_shape = final_shape = tuple(input_shape)
-        common.check_features_shape(self.name, pose_shape, ranks=(4,))
-        common.check_features_shape(self.name, final_shape, ranks=(4,))
+            roles = {"features": final_shape}
+        for role, shape in roles.items():
+            if len(shape) != 4:
+                raise ValueError(
+                    f"Layer '{self.name}' expects {role} of rank 4 (batch, height, width, "
+                    f"channels); got shape {shape}."
+                )
         if tuple(pose_shape[1:3]) != tuple(final_shape[1:3]):
             raise ValueError(
                 f"Layer '{self.name}': pose_features {pose_shape} and final_features "
@@ -103,6 +117,16 @@ class PoseRegularizedAttention(PoolingHead):
                 "same stride for the pose branch."
             )
         return pose_shape, final_shape
+
+    def _set_input_spec(self, input_shape):
+        """Once built: the input count and each input's rank and channel count are fixed."""
+        if _is_pair(input_shape):
+            # Unnamed: named specs make Keras suggest a dict, which this layer does not take.
+            self.input_spec = [keras.InputSpec(ndim=4, axes={-1: self.channels(shape)})
+                               for shape in input_shape]
+        else:
+            self.input_spec = keras.InputSpec(ndim=4, axes={-1: self.channels(input_shape)},
+                                              name="features")
 
     def _add_conv(self, name, shape, initializer, bias_initializer="zeros"):
         kernel = self.add_weight(
@@ -117,6 +141,7 @@ class PoseRegularizedAttention(PoolingHead):
 
     def build(self, input_shape):
         pose_shape, final_shape = self._split_shapes(input_shape)
+        self._set_input_spec(input_shape)
         self.pose_kernel, self.pose_bias = self._add_conv(
             "pose", (pose_shape[-1], self.pose_channels), self.pose_initializer)
         self.heatmap_kernel, self.heatmap_bias = self._add_conv(
@@ -159,11 +184,7 @@ class PoseRegularizedAttention(PoolingHead):
 
     def attention_maps(self, inputs):
         """`{"top_down": (B, H, W, 1, K), "bottom_up": (B, H, W, 1)}` in float32, no dropout."""
-        if not self.built:
-            shapes = ([tuple(t.shape) for t in inputs] if isinstance(inputs, (list, tuple))
-                      else tuple(inputs.shape))
-            self.build(shapes)
-        _, bottom_up, final = self._branches(inputs)
+        _, bottom_up, final = self._branches(self.checked_inputs(inputs))
         top_down = self._conv(final, self.top_down_kernel, None)
         if self.top_down_bias is not None:
             top_down = top_down + ops.reshape(common.float32(self.top_down_bias), (1, -1))

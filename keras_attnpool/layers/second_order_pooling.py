@@ -63,9 +63,12 @@ class SecondOrderPooling(PoolingHead):
         self.projection_dim = projection_dim
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.epsilon = float(epsilon)
+        self.input_spec = keras.InputSpec(min_ndim=4, max_ndim=5, name="features")
 
     def build(self, input_shape):
-        channels = common.check_features_shape(self.name, input_shape, ranks=(4, 5))
+        channels = self.channels(input_shape)
+        self.input_spec = keras.InputSpec(min_ndim=4, max_ndim=5, axes={-1: channels},
+                                          name="features")
         self.projection_kernel = self.projection_bias = None
         if self.projection_dim is not None:
             self.projection_kernel = self.add_weight(
@@ -93,10 +96,7 @@ class SecondOrderPooling(PoolingHead):
 
     def bilinear_features(self, inputs):
         """The normalised second-order descriptor, float32 (B, C'^2)."""
-        inputs = ops.convert_to_tensor(inputs)
-        common.check_features_shape(self.name, inputs.shape, ranks=(4, 5))
-        if not self.built:
-            self.build(inputs.shape)
+        inputs = self.checked_inputs(inputs)
         x = self.positions_in_float32(inputs)
         if self.projection_kernel is not None:
             x = ops.matmul(x, common.float32(self.projection_kernel))
@@ -115,10 +115,6 @@ class SecondOrderPooling(PoolingHead):
         if self.classifier_bias is not None:
             logits = logits + common.float32(self.classifier_bias)
         return self.scores(logits)
-
-    def compute_output_shape(self, input_shape):
-        common.check_features_shape(self.name, input_shape, ranks=(4, 5))
-        return (input_shape[0], self.num_classes)
 
     def get_config(self):
         return {
