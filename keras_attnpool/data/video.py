@@ -158,8 +158,8 @@ def decode_video(path: str, *, short_side: int | None = DEFAULT_SHORT_SIDE,
             `jpeg_encoder(90)`), so that a long video never sits in memory as raw frames;
             `frames` is then the list of results. None: `frames` is one (T, H, W, 3) array.
         threads: decoder and scaler threads (1: one per process, as `prepare` runs many
-            processes; 0: FFmpeg's choice, which on 2 cores with 2 worker processes
-            measured ~45,000 context switches a second and a fifth of the CPU idle).
+            processes; 0: FFmpeg's choice, whose threads then compete with the other
+            workers' for the same cores).
         timeout_s: give up (VideoDecodeError) when decoding takes longer than this.
 
     Raises:
@@ -222,7 +222,7 @@ def _to_rgb(frame: Any, size: tuple[int, int], threads: int = 1) -> np.ndarray:
     """One decoded frame as uint8 RGB at `size` (height, width), with `threads` scaler
     threads (PyAV's default, 0, starts several per frame).
 
-    An explicit `reformat` is used even at the same size: it measured ~1.5x faster than
+    An explicit `reformat` is used even at the same size: it is faster than
     `to_ndarray(format="rgb24")` for the same pixels.
     """
     return frame.reformat(width=size[1], height=size[0], format="rgb24",

@@ -103,8 +103,7 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
         heatmap_size: the model's feature-map size (int or (h, w)); needed with keypoints.
         heatmap_shape: "disk" (the paper) or "gaussian".
         shuffle_buffer: records held for shuffling when they are streamed (without frame
-            indexes a record is a whole clip of JPEGs, about 2 MB for 3 s of 256-px video;
-            with them, an index entry of about 1 kB).
+            indexes a record is a whole clip of JPEGs; with them, a small index entry).
         scales, max_distort: the multi-scale crop (`augment.paper_image_scales(450, 480)` and
             max_distort=0 give the paper's image recipe).
         color_jitter: brightness/contrast/saturation/hue jitter, one draw per clip. Off by
@@ -134,7 +133,7 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
         index_in_memory: hold the frame indexes in memory (with use of the index): the
             records are then shuffled as a whole each epoch (`shuffle_buffer` and
             `cycle_length` unused) and read without a per-record file stage. None: when
-            the indexes take at most INDEX_IN_MEMORY_BYTES (64 MiB: about 60,000 clips).
+            the indexes take at most `sources.INDEX_IN_MEMORY_BYTES` (64 MiB).
     """
     size = _heatmap_size(image_mode, num_segments, with_keypoints, heatmap_size)
     if augment_on not in AUGMENT_ON:
@@ -152,7 +151,7 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                      image_mode, seed, tuple(scales), max_distort, color_jitter, size,
                      heatmap_shape, flip, augment_on, int(canvas_size or 0), pipeline_id)
     source = source.for_pipeline(input_context)
-    # Shuffled across shards, then within a buffer (of ~1 kB index entries, or of whole
+    # Shuffled across shards, then within a buffer (of small index entries, or of whole
     # clips without indexes), or as a whole when the indexes are held in memory.
     ds = source.training_records(seed, cycle_length, shuffle_buffer, repeat)
     # Batches are formed before anything is parsed: every later step works on a whole

@@ -169,7 +169,7 @@ def serialize(job: Job, converted: Converted) -> Serialized:
 def spool(serialized: Serialized, folder: str) -> Serialized:
     """Moves the record into a file in `folder`; the result carries its path instead.
 
-    A clip's record is ~2.5 MB. Sent back through the process pool's pipe it arrives in
+    A clip's record takes megabytes. Sent back through the process pool's pipe it arrives in
     64 kB reads that Python joins and copies several times, work that falls on the parent,
     which every worker waits for. One file written here and read there in one call costs
     less. The name is a temp name (".*.tmp-<pid>"), so a crashed run's leftovers are

@@ -2,9 +2,9 @@
 
 A record holds every frame of its clip (about 100 for 3.5 s of HMDB51 at 30 fps), and TSN
 training decodes three of them. Reading a record means copying and checksumming all of its
-JPEGs, which costs about as much CPU as decoding the three sampled ones
-(`benchmarks/input_pipeline.py`). The index lets the training pipeline read a small entry per
-clip and then only the bytes of the sampled JPEGs.
+JPEGs, work that grows with the clip while the sample does not (`benchmarks/input_pipeline.py`
+measures it). The index lets the training pipeline read a small entry per clip and then only
+the bytes of the sampled JPEGs.
 
 `X.tfrecord` has its index in `X.tfrecord.index`: a TFRecord file with one entry per record,
 in the same order. An entry is its record (a `tf.train.SequenceExample`, see

@@ -91,7 +91,7 @@ def build_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
     """The `tf.train.SequenceExample` of one sample (`records.schema` lists its features).
 
     Built in place: constructing sub-messages first and passing them to their parents
-    would copy every JPEG twice more (a clip is ~2.5 MB).
+    would copy every JPEG twice more (a clip's JPEGs take megabytes).
     """
     if not jpeg_frames:
         raise ValueError(f"{video_id}: a record needs at least one frame.")
@@ -129,8 +129,8 @@ def frame_positions(serialized: bytes, jpeg_frames: Sequence[bytes]) -> list:
     verbatim, in order).
 
     Each JPEG lies a few bytes (field tags, lengths) after the one before: a search for a
-    short prefix, then a comparison of the rest, is ~20x faster than searching for whole
-    JPEGs; a false prefix match fails the comparison and the search goes on.
+    short prefix, then a comparison of the rest, touches far fewer bytes than searching for
+    whole JPEGs; a false prefix match fails the comparison and the search goes on.
     """
     positions, position = [], 0
     for t, jpeg in enumerate(jpeg_frames):
