@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 import keras
 
 from keras_attnpool.export.serving import ServingGraph
+from keras_attnpool.models.backbones import Preprocess
 
 SIGNATURES = ("serving_default", "classify_images", "classify_video", "classify_preprocessed")
 LABELS_FILE = "labels.txt"
@@ -46,7 +47,7 @@ def next_version(export_dir: str) -> int:
 
 def _preprocessing_info(model: keras.Model, graph: ServingGraph) -> dict:
     """What a client needs to feed the model itself (TFLite, `classify_preprocessed`)."""
-    preprocess = [layer for layer in _all_layers(model) if layer.name == "preprocess"]
+    preprocess = [layer for layer in _all_layers(model) if isinstance(layer, Preprocess)]
     mode = getattr(preprocess[0], "mode", "unknown") if preprocess else "unknown"
     return {
         "input_size": list(graph.image_size),
