@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from keras_attnpool import build_action_model, list_backbones
-from keras_attnpool.models import build_backbone, get_backbone_spec
-from keras_attnpool.models.action_model import HEADS
+from keras_attnpool.models import (PretrainedWeightsError, backbones, build_backbone,
+                                   get_backbone_spec)
+from keras_attnpool.models.heads import HEADS
 
 # Small, odd sizes: "same" and "valid" padding round differently there.
 SIZE = {"inception_v3": 107, "inception_resnet_v2": 107, "tiny": 45}
@@ -89,3 +90,49 @@ def test_imagenet_without_network_says_how_to_pass_a_file(tmp_path):
 def test_tiny_has_no_imagenet_weights():
     with pytest.raises(ValueError, match="no ImageNet weights"):
         build_backbone("tiny", (32, 32, 3), weights="imagenet")
+
+
+def test_tiny_backbone_runs_on_this_backend():
+    """Builds and runs on any backend; its BatchNormalization synchronizes on TensorFlow only."""
+    backbone = build_backbone("tiny", (40, 48, 3))
+    features = backbone(np.full((2, 40, 48, 3), 128.0, "float32"))
+    assert tuple(features["final"].shape) == (2, 5, 6, 128)
+    assert tuple(features["pose"].shape) == (2, 5, 6, 128)
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(features["final"])))
+    network = backbone.get_layer("tiny")
+    norms = [layer for layer in network.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 6
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    assert all(layer.synchronized == on_tensorflow for layer in norms)
+
+
+def _tiny_weights_file(tmp_path):
+    source = build_backbone("tiny", (16, 16, 3)).get_layer("tiny")
+    rng = np.random.default_rng(0)
+    source.set_weights([rng.normal(size=w.shape).astype("float32") for w in source.weights])
+    path = tmp_path / "tiny.weights.h5"
+    source.save_weights(path)
+    return source, path
+
+
+def test_tiny_weights_file_is_loaded(tmp_path):
+    source, path = _tiny_weights_file(tmp_path)
+    network = build_backbone("tiny", (24, 24, 3), weights=path).get_layer("tiny")
+    for expected, loaded in zip(source.weights, network.weights):
+        np.testing.assert_array_equal(np.asarray(expected), np.asarray(loaded))
+
+
+def test_wrong_weights_file_names_the_file(tmp_path):
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = tmp_path / "dense.weights.h5"
+    other.save_weights(path)
+    with pytest.raises(PretrainedWeightsError, match=f"Could not load weights file {path}"):
+        build_backbone("tiny", (16, 16, 3), weights=path)
+
+
+def test_building_error_without_weights_is_not_called_a_weights_error():
+    """An architecture that cannot be built says so, not 'Could not load weights file None'."""
+    with pytest.raises(ValueError) as error:
+        backbones._construct(get_backbone_spec("resnet50"), (16, 16, 3), weights=None)
+    assert "weights file" not in str(error.value)

@@ -96,8 +96,16 @@ class BackboneSpec:
 
 
 def _tiny_backbone(input_shape, weights=None, include_top=False, name="tiny"):
-    """Six 3x3 conv + BN + ReLU layers, stride 8, 128 channels: trains in minutes on a CPU."""
+    """Six 3x3 conv + BN + ReLU layers, stride 8, 128 channels: small enough for a CPU.
+
+    Runs on every Keras backend. On TensorFlow its batch normalisation is synchronized:
+    the replicas of a `tf.distribute` strategy normalise with the statistics of the global
+    batch. Keras supports that only there, so elsewhere each layer is plain
+    BatchNormalization (a `.keras` file saved on TensorFlow records `synchronized=True` and
+    therefore loads on TensorFlow only; one saved elsewhere loads everywhere).
+    """
     del include_top
+    synchronized = keras.backend.backend() == "tensorflow"
     inputs = keras.Input(input_shape)
     x = inputs
     for block, (filters, stride) in enumerate([(32, 2), (64, 2), (128, 2)], start=1):
@@ -105,8 +113,8 @@ def _tiny_backbone(input_shape, weights=None, include_top=False, name="tiny"):
             prefix = f"tiny_block{block}_conv{conv}"
             x = keras.layers.Conv2D(filters, 3, strides=stride if conv == 1 else 1,
                                     padding="same", use_bias=False, name=prefix)(x)
-            # Synchronized: replicas normalise with the statistics of the global batch.
-            x = keras.layers.BatchNormalization(synchronized=True, name=f"{prefix}_bn")(x)
+            x = keras.layers.BatchNormalization(synchronized=synchronized,
+                                                name=f"{prefix}_bn")(x)
             x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
@@ -159,23 +167,37 @@ class PretrainedWeightsError(RuntimeError):
 
 
 def _construct(spec: BackboneSpec, input_shape, weights):
-    if weights not in (None, "imagenet"):
+    """The backbone network with its weights; only a failure to get weights says weights."""
+    if weights == "imagenet":
+        if spec.name == "tiny":
+            raise ValueError(
+                "Backbone 'tiny' has no ImageNet weights; pass weights=None or a file.")
+        return _construct_with_imagenet_weights(spec, input_shape)
+    if weights is not None:
         weights = os.fspath(weights)
         if not os.path.isfile(weights):
             raise FileNotFoundError(
                 f"`weights` file not found: {weights}. Pass None, 'imagenet', or the path of "
                 f"a local weights file for backbone '{spec.name}' (include_top=False)."
             )
-    if spec.name == "tiny" and weights == "imagenet":
-        raise ValueError("Backbone 'tiny' has no ImageNet weights; pass weights=None or a file.")
-    try:
-        return spec.constructor(input_shape=input_shape, include_top=False, weights=weights)
-    except Exception as error:  # keras.utils.get_file raises a bare Exception on fetch failure
-        if weights != "imagenet":
+    # Built without weights, then loaded: what keras.applications does with a path, and
+    # an error from building the architecture itself is then not reported as a weights one.
+    network = spec.constructor(input_shape=input_shape, include_top=False, weights=None)
+    if weights is not None:
+        try:
+            network.load_weights(weights)
+        except Exception as error:  # h5py and Keras raise several kinds for a wrong file
             raise PretrainedWeightsError(
                 f"Could not load weights file {weights} into backbone '{spec.name}': {error}. "
                 "It must be the keras.applications 'notop' weights of that architecture."
             ) from error
+    return network
+
+
+def _construct_with_imagenet_weights(spec: BackboneSpec, input_shape):
+    try:
+        return spec.constructor(input_shape=input_shape, include_top=False, weights="imagenet")
+    except Exception as error:  # keras.utils.get_file raises a bare Exception on fetch failure
         raise PretrainedWeightsError(
             f"Could not download ImageNet weights for backbone '{spec.name}' ({error}). "
             "On a machine with network, run keras.applications once or download the "
