@@ -107,8 +107,11 @@ class Workdir:
                                "again in a new workdir.")
         try:
             return resolve(ExperimentConfig.from_json(values, source=self.config_path))
-        except (ConfigError, TypeError) as error:
-            raise WorkdirError(f"{self.config_path}: {error}") from None
+        except ConfigError as error:
+            message = str(error)
+            if not message.startswith(self.config_path):
+                message = f"{self.config_path}: {message}"
+            raise WorkdirError(message) from None
 
     def check_config(self, config: ExperimentConfig) -> None:
         """Raises WorkdirError when config.json holds a run with other settings."""

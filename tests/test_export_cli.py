@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -17,6 +18,8 @@ from keras_attnpool.data.records import schema as record_format  # noqa: E402
 from keras_attnpool.data.synthetic.cluttered_digits import load_cluttered_digits  # noqa: E402
 from keras_attnpool.export import (WorkdirError, calibration_images,  # noqa: E402
                                    export_workdir, read_models_config)
+from keras_attnpool.trainer.presets import make_config  # noqa: E402
+from keras_attnpool.workdir import Workdir  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPORT = os.path.join(ROOT, "training", "export.py")
@@ -49,10 +52,8 @@ def workdir(tmp_path_factory):
                        input_shape=(64, 64, 3)).save(root / "model.keras")
     (root / "labels.txt").write_text("\n".join(names) + "\n")
     _write_records(str(root / "records"), train_frames)
-    config = {"backbone": "tiny", "head": "attention", "num_classes": 3,
-              "image_size": [64, 64], "records_dir": str(root / "records"),
-              "dataset": "cluttered_digits"}
-    (root / "config.json").write_text(json.dumps(config))
+    Workdir(root).write_config(make_config("demo", workdir=str(root), backbone="tiny",
+                                           records_dir=str(root / "records")))
     return root
 
 
@@ -86,22 +87,21 @@ def test_exports_a_version_config_and_int8_then_refuses_to_overwrite(workdir, tm
     assert sorted(os.listdir(export_dir)) == ["1", "tflite"]
 
 
-def _copy_workdir(workdir, target, **config_changes):
-    """A copy of the workdir with config.json changed (None values: keys removed)."""
+def _copy_workdir(workdir, target, labels=None, **config_changes):
+    """A copy of the workdir with config.json (and labels.txt) changed."""
     target.mkdir()
     for name in ("model.keras", "labels.txt"):
         (target / name).write_bytes((workdir / name).read_bytes())
+    if labels is not None:
+        (target / "labels.txt").write_text("".join(f"{name}\n" for name in labels))
     config = {**json.loads((workdir / "config.json").read_text()), **config_changes}
-    config = {key: value for key, value in config.items() if value is not None}
     (target / "config.json").write_text(json.dumps(config))
     return target
 
 
 def test_int8_without_records_fails_before_writing(workdir, tmp_path):
-    # The trainer's ExperimentConfig style: image_size an int, no num_classes, no records.
-    other = _copy_workdir(workdir, tmp_path / "run", image_size=64, num_classes=None,
-                          records_dir=None)
-    with pytest.raises(WorkdirError, match="records_dir=None"):
+    other = _copy_workdir(workdir, tmp_path / "run", records_dir=str(tmp_path / "none"))
+    with pytest.raises(WorkdirError, match="int8 calibration needs training images"):
         export_workdir(str(other), str(tmp_path / "out"), tflite="int8")
     assert not (tmp_path / "out").exists()
     # With calibration images passed in, the same workdir exports.
@@ -111,13 +111,24 @@ def test_int8_without_records_fails_before_writing(workdir, tmp_path):
     assert os.path.isfile(result["tflite"]) and result["version"] == 1
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"num_classes": 4}, "labels.txt has 3 names, config.json num_classes is 4"),
-    ({"image_size": [96, 96]}, "image_size [96, 96] differs"),
+@pytest.mark.parametrize("labels, change, message", [
+    (["a", "b", "c", "d"], {}, "labels.txt has 4 names and"),
+    (None, {"image_size": 96, "resize_short": 96},
+     "image_size 96 differs from the model's input size [64, 64]"),
+    (None, {"num_classes": 3}, "unknown setting 'num_classes'; remove it"),
+    (None, {"dropout": 2.0}, "--dropout=2.0: must be in [0, 1)"),
 ])
-def test_inconsistent_workdir_is_named(workdir, tmp_path, change, message):
-    other = _copy_workdir(workdir, tmp_path / "run", **change)
-    with pytest.raises(WorkdirError, match=message.replace("[", r"\[").replace("]", r"\]")):
+def test_inconsistent_workdir_is_named(workdir, tmp_path, labels, change, message):
+    other = _copy_workdir(workdir, tmp_path / "run", labels=labels, **change)
+    with pytest.raises(WorkdirError, match=re.escape(message)):
+        export_workdir(str(other), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_that_is_not_json_is_named(workdir, tmp_path):
+    other = _copy_workdir(workdir, tmp_path / "run")
+    (other / "config.json").write_text("{not json")
+    with pytest.raises(WorkdirError, match="config.json is not valid JSON"):
         export_workdir(str(other), str(tmp_path / "out"))
 
 

@@ -19,6 +19,8 @@ from absl.testing import flagsaver  # noqa: E402
 from keras_attnpool import AttentionalPooling, build_action_model, visualize  # noqa: E402
 from keras_attnpool.data.video import encode_video  # noqa: E402
 from keras_attnpool.trainer import summaries  # noqa: E402
+from keras_attnpool.trainer.presets import make_config  # noqa: E402
+from keras_attnpool.workdir import Workdir  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VISUALIZE = os.path.join(ROOT, "training", "visualize.py")
@@ -204,6 +206,9 @@ def test_cli_draws_a_pose_regularised_model(tmp_path, capsys):
     build_action_model(3, backbone="tiny", head="pose_attention", input_shape=(32, 32, 3),
                        pose_channels=8).save(tmp_path / "model.keras")
     (tmp_path / "labels.txt").write_text("\n".join(NAMES) + "\n")
+    Workdir(tmp_path).write_config(make_config("demo", workdir=str(tmp_path), backbone="tiny",
+                                               head="pose_attention", image_size=32,
+                                               resize_short=32))
     from PIL import Image
 
     Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "gray.png")
@@ -218,7 +223,8 @@ def test_cli_fails_with_exit_2_and_one_line_without_a_trained_model(workdir, tmp
     result = _run(f"--workdir={tmp_path}", f"--out={tmp_path / 'out'}",
                   f"--inputs={workdir / 'clip.avi'}")
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "no trained model (model.keras); train one first with" in result.stderr
+    assert f"{tmp_path / 'config.json'} not found; is {tmp_path} a training workdir? " \
+        "Train one with training/fit.py" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "out").exists()
 
