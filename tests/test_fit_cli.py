@@ -60,6 +60,22 @@ def test_demo_trains_evaluates_and_leaves_a_workdir(demo_dir, tmp_path):
     assert json.loads(again.stdout)["num_examples"] == 6
 
 
+def test_config_json_stores_the_resolved_settings_that_ran(demo_dir, tmp_path):
+    """--epochs becomes steps once the records are counted; derived values are stored."""
+    workdir = tmp_path / "epochs"
+    flags = [f for f in SMALL if not f.startswith("--steps")]
+    result = _run(FIT, f"--data_dir={demo_dir}", f"--workdir={workdir}", "--epochs=2",
+                  "--head=avg", *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((workdir / "config.json").read_text())
+    train_clips = 3 * 3                                   # 3 classes x 3 train clips
+    assert config["epochs"] == 2 and config["steps"] == -(-2 * train_clips // 4)  # ceil
+    assert f"for {config['steps']} steps" in result.stdout
+    assert config["augment_on"] == "cpu" and config["test_frames"] == 4
+    assert config["workdir"] == str(workdir) and config["records_dir"]
+    assert None not in (config["resize_short"], config["crop_scales"], config["short_side"])
+
+
 def _final_weights(workdir):
     model = keras.saving.load_model(os.path.join(workdir, "model.keras"), safe_mode=True)
     return [np.asarray(w) for w in model.weights]

@@ -12,7 +12,8 @@ kept as they are. Needs `tensorflow-serving-api` (`pip install keras-attnpool[se
 """
 
 import os
-import tempfile
+
+from keras_attnpool import files
 
 
 def _config_proto():
@@ -72,8 +73,5 @@ def update_models_config(config_path: str, name: str, base_path: str,
     entry.model_platform = model_platform
     folder = os.path.dirname(os.path.abspath(config_path))
     os.makedirs(folder, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp",
-                                     encoding="utf-8") as f:
-        f.write(text_format.MessageToString(proto))
-    os.replace(f.name, config_path)
+    files.write_text(config_path, text_format.MessageToString(proto))
     return config_path

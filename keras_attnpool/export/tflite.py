@@ -18,13 +18,13 @@ their inner ops are int8 (TFLITE_BUILTINS_INT8 only).
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from keras_attnpool import files
 from keras_attnpool.export.preprocessing import resize_and_centre_crop
 from keras_attnpool.export.saved_model import LABELS_FILE, PREPROCESSING_FILE
 
@@ -139,20 +139,13 @@ def export_tflite(saved_model_path: str, tflite_path: str, quantization: str = "
         flatbuffer = _converter(saved_model_path, quantization, representative).convert()
     folder = os.path.dirname(os.path.abspath(tflite_path))
     os.makedirs(folder, exist_ok=True)
-    _atomic_write(tflite_path, flatbuffer)
+    files.write_bytes(tflite_path, flatbuffer)
     stem = os.path.splitext(tflite_path)[0]
     metadata = _metadata(info, names, quantization, saved_model_path)
-    _atomic_write(f"{stem}.json", json.dumps(metadata, indent=2).encode("utf-8"))
+    files.write_json(f"{stem}.json", metadata)
     shutil.copyfile(os.path.join(saved_model_path, "assets", LABELS_FILE),
                     os.path.join(folder, LABELS_FILE))
     return tflite_path
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile("wb", dir=os.path.dirname(os.path.abspath(path)),
-                                     delete=False, suffix=".tmp") as f:
-        f.write(data)
-    os.replace(f.name, path)
 
 
 def load_interpreter(tflite_path: str, num_threads: Optional[int] = None):

@@ -6,8 +6,6 @@ top-1, top-5 and mean class accuracy. Images (MPII): mAP over classes and accura
 Multi-label (HICO): mAP over classes, ambiguous labels left out per class.
 """
 
-import csv
-import os
 from typing import Iterable, Sequence
 
 import keras
@@ -63,15 +61,3 @@ def score(logits: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
     rows = [{"class": name, "examples": int(np.sum(labels == k)), "accuracy": accuracy[k],
              "AP": aps[k]} for k, name in enumerate(class_names)]
     return result, rows
-
-
-def write_per_class(path: str, rows: list) -> None:
-    """The per-class table as CSV (atomic)."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v)
-                             for k, v in row.items()})
-    os.replace(temporary, path)
