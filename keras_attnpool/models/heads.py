@@ -28,45 +28,7 @@ from keras import ops
 
 from keras_attnpool.layers import (AttentionalPooling, PoseRegularizedAttention,
                                    SecondOrderPooling, common)
-
-
-@keras.saving.register_keras_serializable(package="keras_attnpool")
-class AveragePoolingHead(keras.layers.Layer):
-    """The baseline head: global average pooling, dropout, a linear classifier.
-
-    Args:
-        num_classes: number of classes K.
-        dropout: dropout rate on the pooled features, in [0, 1).
-        seed: seed of the dropout.
-
-    Input shape: (B, H, W, C). Output shape: (B, K) logits.
-    """
-
-    def __init__(self, num_classes, dropout=0.0, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        common.check_positive_int("num_classes", num_classes)
-        common.check_rate("dropout", dropout)
-        self.num_classes = int(num_classes)
-        self.dropout = float(dropout)
-        self.seed = seed
-        self.input_spec = keras.InputSpec(ndim=4)
-        self.pool = keras.layers.GlobalAveragePooling2D(dtype=self.dtype_policy)
-        self.dropout_layer = keras.layers.Dropout(dropout, seed=seed, dtype=self.dtype_policy)
-        self.classifier = keras.layers.Dense(num_classes, dtype=self.dtype_policy)
-
-    def build(self, input_shape):
-        self.classifier.build((input_shape[0], input_shape[-1]))
-
-    def call(self, inputs, training=None):
-        pooled = self.pool(inputs)
-        return self.classifier(self.dropout_layer(pooled, training=training))
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.num_classes)
-
-    def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes,
-                "dropout": self.dropout, "seed": self.seed}
+from keras_attnpool.layers.average_pooling import AveragePoolingHead
 
 
 def _no_kwargs(config: Any) -> dict:
