@@ -22,10 +22,10 @@ import time
 from absl import flags, logging
 
 from keras_attnpool import cli
+from keras_attnpool.data.datasets import DATASETS
 
-_DATASET = flags.DEFINE_enum(
-    "dataset", None, ["hmdb51", "ucf101", "mpii", "hico", "video_folder", "image_folder"],
-    "Dataset to prepare.", case_sensitive=False)
+_DATASET = flags.DEFINE_enum("dataset", None, list(DATASETS), "Dataset to prepare.",
+                             case_sensitive=False)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The dataset's folder, as released.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go.")
 _SPLIT = flags.DEFINE_integer("split", 1, "Official split (hmdb51, ucf101): 1, 2 or 3.")
