@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +59,20 @@ def test_demo_trains_evaluates_and_leaves_a_workdir(demo_dir, tmp_path):
     again = _run(EVALUATE, f"--workdir={workdir}", "--test_frames=2")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout)["num_examples"] == 6
+
+    # Records of other classes are refused, and the metrics are left as they were.
+    other = tmp_path / "other_records"
+    shutil.copytree(config["records_dir"], other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest,
+                                                     "classes": ["alpha", "beta", "gamma"]}))
+    before = (workdir / "metrics.json").read_bytes()
+    refused = _run(EVALUATE, f"--workdir={workdir}", f"--records_dir={other}")
+    assert refused.returncode == 2
+    assert f"--records_dir={other} holds the classes [alpha, beta, gamma] (3) but the model " \
+        "was trained on [digit_0, digit_1, digit_2] (3)" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert (workdir / "metrics.json").read_bytes() == before
 
 
 def test_config_json_stores_the_resolved_settings_that_ran(demo_dir, tmp_path):

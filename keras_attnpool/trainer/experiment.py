@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from typing import Callable, Optional
 
@@ -15,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from keras_attnpool.data.input import augment, pipeline
-from keras_attnpool.data.input.files import split_record_files
+from keras_attnpool.data.input.files import read_manifest, split_record_files
 from keras_attnpool.models import build_action_model, get_head_spec
 from keras_attnpool.trainer import evaluation, objectives, summaries
 from keras_attnpool.trainer.config import ExperimentConfig, resolve, with_epoch_steps
@@ -103,6 +104,9 @@ def train(config: ExperimentConfig, num_classes: int, strategy: tf.distribute.St
           verbose: bool = True) -> tuple:
     """Trains (resuming from the workdir's checkpoints) and returns (clip model, result)."""
     if config.mixed_precision:
+        if not tf.config.list_physical_devices("GPU"):
+            logging.warning("--mixed_precision without a GPU: float16 on a CPU is emulated "
+                            "and much slower than float32; leave the flag out on a CPU.")
         keras.config.set_dtype_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
     loop_config = train_config(config, verbose)
@@ -117,7 +121,18 @@ def train(config: ExperimentConfig, num_classes: int, strategy: tf.distribute.St
 def evaluate(config: ExperimentConfig, model: keras.Model, class_names: list,
              workdir: Optional[Workdir] = None, batch_size: int = 8) -> dict:
     """Scores the single-frame `model` on the test split of the config's records with the
-    dataset's protocol; writes metrics.json and per_class.csv into `workdir` when given."""
+    dataset's protocol; writes metrics.json and per_class.csv into `workdir` when given.
+
+    Raises:
+        ValueError: the records' manifest lists other classes than `class_names` (scoring
+            them would score every clip against the wrong label).
+    """
+    manifest = read_manifest(config.records_dir) or {}
+    if "classes" in manifest and list(manifest["classes"]) != list(class_names):
+        raise ValueError(
+            f"--records_dir={config.records_dir} holds the classes {_listed(manifest['classes'])}"
+            f" but the model was trained on {_listed(class_names)}; pass the records it was "
+            "trained on (--records_dir).")
     files = split_record_files(config.records_dir, "test")
     data = pipeline.eval_dataset(files, image_size=config.image_size, batch_size=batch_size,
                                  test_frames=config.test_frames, views=config.eval_views,
@@ -131,6 +146,11 @@ def evaluate(config: ExperimentConfig, model: keras.Model, class_names: list,
     if workdir is not None:
         workdir.write_metrics(result, rows)
     return result
+
+
+def _listed(names) -> str:
+    names = list(names)
+    return f"[{', '.join(names[:4])}{', ...' if len(names) > 4 else ''}] ({len(names)})"
 
 
 def single_frame_model(config: ExperimentConfig, clip_model: keras.Model,
