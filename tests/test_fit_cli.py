@@ -123,6 +123,26 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(demo_dir, tmp_pat
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_ctrl_c_saves_the_step_reached_and_says_how_to_resume(demo_dir, tmp_path):
+    workdir = tmp_path / "interrupted"
+    flags = [f"--data_dir={demo_dir}", f"--workdir={workdir}", "--steps=100000",
+             "--checkpoint_every=100000", "--batch_size=4", "--test_frames=2",
+             "--export=false", "--workers=0", "--head=avg"]
+    process = _run(FIT, *flags, wait=False)
+    logs, deadline = workdir / "logs" / "train", time.time() + 300
+    while not (logs.is_dir() and os.listdir(logs)) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # a few steps in
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    step = int(stderr.split("interrupted at step ")[1].split(";")[0])
+    assert "rerun the same command to resume" in stderr and step >= 1
+    assert (workdir / "checkpoints" / f"ckpt-{step}.index").is_file()
+    assert not (workdir / "model.keras").exists()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--dataset=kinetics"], "--dataset=kinetics: accepted values are demo, hmdb51"),
     (["--dataset=hmdb51"], "--data_dir is required for --dataset=hmdb51"),

@@ -104,10 +104,14 @@ def main(argv):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * _CPU_REPLICAS.value)
     from keras_attnpool.models import PretrainedWeightsError
-    from keras_attnpool.trainer.loop import NonFiniteLossError
+    from keras_attnpool.trainer.loop import NonFiniteLossError, TrainingInterrupted
 
     try:
         run(config)
+    except TrainingInterrupted as interrupted:
+        fail(interrupted, code=130)
+    except KeyboardInterrupt:
+        fail("interrupted; rerun the same command to resume", code=130)
     except (ValueError, FileNotFoundError, PretrainedWeightsError) as error:
         fail(error)
     except NonFiniteLossError as error:

@@ -63,6 +63,14 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after a checkpoint of the step reached was saved."""
+
+    def __init__(self, step: int):
+        super().__init__(f"interrupted at step {step}; rerun the same command to resume")
+        self.step = step
+
+
 def _worker_role(strategy):
     """(is_chief, task_id): multi-worker training writes from the chief only."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -224,6 +232,27 @@ class Trainer:
         progbar = keras.utils.Progbar(config.steps, stateful_metrics=["examples/s"],
                                       verbose=1 if config.verbose and self.is_chief else 0)
         progbar.update(start)
+        try:
+            loss, rate = self._train_steps(iterator, start, writer, progbar, on_log)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(self._save_at_interrupt()) from None
+        writer.flush()
+        return {"step": self.step, "loss": loss, "examples_per_second": rate,
+                "resumed_from": resumed_from}
+
+    def _save_at_interrupt(self) -> int:
+        """Saves the step reached (its data position is the optimizer's step count), unless
+        that needs the other workers, who were not interrupted."""
+        step = self.step
+        multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        latest = self.manager.latest_checkpoint
+        saved = int(latest.rsplit("-", 1)[1]) if latest else 0  # "ckpt-<step>"
+        if not multi_worker and step > saved:
+            self.manager.save(checkpoint_number=step)
+        return step
+
+    def _train_steps(self, iterator, start, writer, progbar, on_log):
+        config = self.config
         loss, rate, window_start, window_steps = float("nan"), 0.0, time.perf_counter(), 0
         for step in range(start + 1, config.steps + 1):
             loss = float(self._step_fn(iterator))
@@ -240,9 +269,7 @@ class Trainer:
             progbar.update(step, [("loss", loss), ("examples/s", rate)])
             if step % config.checkpoint_every == 0 or step == config.steps:
                 self.manager.save(checkpoint_number=step)
-        writer.flush()
-        return {"step": self.step, "loss": loss, "examples_per_second": rate,
-                "resumed_from": resumed_from}
+        return loss, rate
 
     def _log(self, writer, step, loss, rate, on_log):
         logs = {"loss": loss, "examples_per_second": rate,
