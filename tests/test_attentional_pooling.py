@@ -195,3 +195,21 @@ def test_built_layer_rejects_another_channel_count():
 def test_unknown_channel_count_is_rejected_when_building():
     with pytest.raises(ValueError, match="'head' needs a known channel count"):
         AttentionalPooling(3, name="head")(keras.KerasTensor((None, 4, 4, None)))
+
+
+@pytest.mark.tensorflow_only("traces attention_maps in a tf.function, as the serving export does")
+@pytest.mark.parametrize("shape", [(2, 4, 5, 8), (2, 3, 4, 5, 8)], ids=["image", "video"])
+def test_attention_maps_traced_with_unknown_sizes(shape):
+    import tensorflow as tf
+
+    features = RNG.normal(size=shape).astype("float32")
+    layer = AttentionalPooling(3, rank=2)
+    layer.build(shape)
+    _randomise(layer)
+    unknown = tf.TensorSpec((None,) * (len(shape) - 1) + (8,), tf.float32)
+    traced = tf.function(layer.attention_maps, input_signature=[unknown])
+    for key, expected in layer.attention_maps(features).items():
+        np.testing.assert_allclose(traced(tf.constant(features))[key], expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="axis -1 of input shape to have value 8"):
+        tf.function(layer.attention_maps).get_concrete_function(
+            tf.TensorSpec((None, None, None, 6), tf.float32))

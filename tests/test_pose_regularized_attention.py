@@ -121,3 +121,19 @@ def test_masked_loss_of_a_clip_is_the_mean_over_its_frames():
                                rtol=1e-6)
     squared = ((target[1, 2] - prediction[1, 2]) ** 2).mean(axis=(0, 1))
     np.testing.assert_allclose(per_frame[1, 2], squared[[0, 1, 2, 4]].sum(), rtol=1e-6)
+
+
+@pytest.mark.tensorflow_only("traces attention_maps in a tf.function, as the serving export does")
+def test_attention_maps_traced_with_unknown_sizes():
+    import tensorflow as tf
+
+    pair = [RNG.normal(size=(2, 4, 5, 3)).astype("float32"),
+            RNG.normal(size=(2, 4, 5, 6)).astype("float32")]
+    layer = PoseRegularizedAttention(4, num_keypoints=5, pose_channels=7)
+    layer(pair)
+    traced = tf.function(layer.attention_maps, input_signature=[[
+        tf.TensorSpec((None, None, None, 3), tf.float32),
+        tf.TensorSpec((None, None, None, 6), tf.float32)]])
+    for key, expected in layer.attention_maps(pair).items():
+        np.testing.assert_allclose(traced([tf.constant(x) for x in pair])[key], expected,
+                                   rtol=1e-6)
