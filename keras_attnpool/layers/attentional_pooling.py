@@ -26,12 +26,11 @@ class AttentionalPooling(PoolingHead):
     at 1, so the layer starts exactly as average pooling + a linear classifier and learns
     where to look from there. When both maps start near zero (the authors' N(0, 0.001) for
     both, biases 0), the logits start near zero and each map's gradient is scaled by the
-    other, near-zero map. On the cluttered-digit task from a random backbone
-    (`benchmarks/init_study.py`, 2 runs x 2 seeds) both settings learned; the default had
-    the higher median top-1 (0.934 against 0.879) but the spread between seeds is as large
-    as the difference (README, "Measured"). With ImageNet features the authors' setting is
-    what the paper used: pass `top_down_initializer=keras.initializers.RandomNormal(
-    stddev=0.001), bottom_up_initializer=keras.initializers.RandomNormal(stddev=0.001),
+    other, near-zero map. Both settings learn from a random backbone on the cluttered-digit
+    task; `benchmarks/init_study.py` compares them (results in the README, "Measured").
+    With ImageNet features the authors' setting is what the paper used: pass
+    `top_down_initializer=keras.initializers.RandomNormal(stddev=0.001),
+    bottom_up_initializer=keras.initializers.RandomNormal(stddev=0.001),
     bottom_up_bias_initializer="zeros"`.
 
     The pooled products are accumulated in float32 whatever the dtype policy, so the layer is
