@@ -10,10 +10,23 @@ end) seconds; rerunning the same command resumes after a crash or Ctrl-C and doe
 once everything is written. See `keras_attnpool.data.prepare.run` for the record layout, the
 manifest and the error policy.
 
-Exit codes: 0 done; 1 too many files failed (more than --max_failure_fraction of a split;
-everything else is written) or, with --on_error=fail, a file failed; 2 bad flags, paths or
-dataset files found before anything was converted, or an --output_dir that holds records
-made with other settings (use --overwrite); 130 interrupted (rerun to finish).
+Every sample the dataset's files list is accounted for: the summary prints, per split,
+records + skipped when read (missing, empty or unreadable files, duplicates, unknown
+classes) + failed to decode = listed, and manifest.json has the same per class
+(`accounting`). A class left without records is named on stdout and in the manifest.
+
+video_folder / image_folder: the classes are the folders of --data_dir, so keep
+--output_dir out of them (fit.py's default is the sibling DATA_DIR.prepared/split1; an
+--output_dir that is --data_dir or lies in a class folder is refused). A folder of prepared
+records (with .prepare/ or manifest.json) among the class folders is never read as a class.
+
+Exit codes: 0 done; 1 not ok, everything else is written: more than --max_failure_fraction
+of a split's listed samples not prepared (skipped when read or failed to decode, alike),
+or a class lost (its listed samples of a split all not prepared, or no sample listed at
+all); or, with --on_error=fail, a file failed to decode; 2 bad flags, paths or dataset
+files found before anything was converted (with --on_error=fail: the first bad entry), or
+an --output_dir that holds records made with other settings (use --overwrite); 130
+interrupted (rerun to finish).
 """
 
 import os
@@ -27,7 +40,9 @@ from keras_attnpool.data.datasets import DATASETS
 _DATASET = flags.DEFINE_enum("dataset", None, list(DATASETS), "Dataset to prepare.",
                              case_sensitive=False)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The dataset's folder, as released.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where shards and manifest.json go (folder datasets: outside the "
+    "class folders).")
 _SPLIT = flags.DEFINE_integer("split", 1, "Official split (hmdb51, ucf101): 1, 2 or 3.")
 _WORKERS = flags.DEFINE_integer("workers", None, "Worker processes (default: CPU cores; "
                                 "0: convert in this process).", lower_bound=0)
@@ -44,7 +59,8 @@ _FRAME_STRIDE = flags.DEFINE_integer("frame_stride", 1, "Keep every k-th frame."
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "At most this many frames per video.",
                                    lower_bound=1)
 _MAX_FAILURE_FRACTION = flags.DEFINE_float(
-    "max_failure_fraction", 0.05, "Exit 1 when more than this fraction of a split fails.",
+    "max_failure_fraction", 0.05, "Exit 1 when more than this fraction of a split's listed "
+    "samples is not prepared (skipped or failed).",
     lower_bound=0.0, upper_bound=1.0)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete what a prepare wrote in "
                                "--output_dir and start again (needed after changing settings).")
@@ -109,20 +125,47 @@ def _print_summary(manifest: dict, output_dir: str) -> None:
     run = manifest["this_run"]
     if run["nothing_to_do"]:
         print(f"Nothing to do: {output_dir} already holds every shard and the manifest.")
+    elif run.get("manifest_rewritten"):
+        print(f"Nothing to convert: {output_dir} already holds every shard; manifest.json "
+              "rewritten, as the dataset's skipped entries or counts changed.")
     else:
         print(f"Prepared {manifest['dataset']} into {output_dir}: {run['shards_written']} "
               f"shards written ({run['shards_reused']} kept from an earlier run) in "
               f"{run['convert_seconds']:.1f} s, {run['frames_per_second']:.0f} frames/s "
               f"with {manifest['run']['workers']} workers.")
-    for split, count in manifest["splits"].items():
-        print(f"  {split}: {count} records of {manifest['listed'][split]} listed, "
-              f"{len(manifest['shards'][split])} shards, {manifest['num_frames'][split]} frames")
+    for split, row in manifest["accounting"].items():
+        print(f"  {split}: {row['records']} records of {row['listed']} listed ("
+              f"{row['skipped']} skipped when read, {row['failed']} failed to decode), "
+              f"{len(manifest['shards'].get(split, []))} shards, "
+              f"{manifest['num_frames'].get(split, 0)} frames")
+    if manifest["unassigned"]:
+        print(f"  {manifest['unassigned']} lines of the dataset's files name no split "
+              "(malformed; listed in skipped)")
+    for split, names in manifest["empty_classes"].items():
+        if names:
+            print(f"  {split}: no records for {len(names)} classes: {', '.join(names)}")
     skipped = manifest["skipped"]
     if skipped:
         print(f"  skipped: {len(skipped)} (listed in manifest.json with reasons), first ones:")
         for entry in skipped[:10]:
             print(f"    {entry['path']}: {entry['reason']}")
     print(f"Manifest: {os.path.join(output_dir, 'manifest.json')}")
+
+
+def _not_ok_message(manifest: dict, limit: float) -> str:
+    """One line: which splits failed too many samples and which classes were lost."""
+    parts = []
+    bad = {s: f"{f['failed']} of {f['listed']}" for s, f in manifest["failures"].items()
+           if f["fraction"] > limit}
+    if bad:
+        parts.append(f"too many listed samples not prepared ({bad}; limit "
+                     f"--max_failure_fraction={limit:g})")
+    lost = [f"'{c['class']}' ({c['split']}: 0 of {c['listed']})" if c["split"] else
+            f"'{c['class']}' (no samples listed)" for c in manifest["lost_classes"]]
+    if lost:
+        parts.append(f"classes without records: {', '.join(lost)}")
+    return ("; ".join(parts) + "; everything else was written, see skipped in manifest.json; "
+            "fix those files and rerun with --overwrite")
 
 
 def main(argv: list[str]) -> None:
@@ -156,10 +199,7 @@ def main(argv: list[str]) -> None:
     _print_summary(manifest, os.path.abspath(os.path.expanduser(_OUTPUT_DIR.value)))
     print(f"Total {time.perf_counter() - start:.1f} s.")
     if not manifest["ok"]:
-        bad = {s: f"{f['failed']} of {f['listed']}" for s, f in manifest["failures"].items()
-               if f["fraction"] > _MAX_FAILURE_FRACTION.value}
-        cli.fail(f"too many files failed ({bad}; limit --max_failure_fraction="
-                 f"{_MAX_FAILURE_FRACTION.value:g}); everything else was written", 1)
+        cli.fail(_not_ok_message(manifest, _MAX_FAILURE_FRACTION.value), 1)
 
 
 if __name__ == "__main__":

@@ -214,7 +214,7 @@ def _expand(path: Optional[str]) -> Optional[str]:
 def _derived(config: ExperimentConfig) -> dict:
     """The values `resolve` fills in: only those still None (or relative paths)."""
     from keras_attnpool.data.input import augment, sampling
-    from keras_attnpool.data.prepare.plan import DEFAULT_SHORT_SIDE
+    from keras_attnpool.data.prepare.plan import DEFAULT_SHORT_SIDE, default_records_dir
     from keras_attnpool.data.synthetic import demo
     from keras_attnpool.models import get_backbone_spec, get_head_spec
 
@@ -235,7 +235,7 @@ def _derived(config: ExperimentConfig) -> dict:
             "workdir", f"{config.dataset}_{config.head}")),
         "data_dir": data_dir,
         "records_dir": _expand(config.records_dir) or (
-            data_dir and os.path.join(data_dir, "prepared", f"split{config.split}")),
+            data_dir and default_records_dir(config.dataset, data_dir, config.split)),
         "weights": _expand(config.weights) if config.weights not in (None, "imagenet")
         else config.weights,
         "resize_short": resize_short,

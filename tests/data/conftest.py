@@ -51,3 +51,42 @@ def write_lines(path: pathlib.Path, lines, newline: str = "\n") -> pathlib.Path:
     with open(path, "w", encoding="utf-8", newline="") as f:
         f.write("".join(line + newline for line in lines))
     return path
+
+
+# HMDB51 split file name for split 1 of a class.
+HMDB51_SPLITS = "testTrainMulti_7030_splits"
+
+
+def build_hmdb51(root: pathlib.Path, tree, video_bytes: bytes) -> pathlib.Path:
+    """HMDB51's official layout under `root` from {class: [(file, value, kind)]}.
+
+    Each entry is one line `<file> <value> ` of `<class>_test_split1.txt` (value None: the
+    line is `<file> ` alone, malformed; value "unlisted": no line at all), and `kind` says
+    what lies on disk at `<class>/<file>`: "video" (a real clip), "empty" (0 bytes), "text"
+    (not a video), "loop" (a symbolic link to itself), "missing" (nothing; a class whose
+    entries are all missing has no folder).
+    """
+    for cls, entries in tree.items():
+        lines = []
+        for name, value, kind in entries:
+            path = root / cls / name
+            if kind != "missing":
+                path.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "video":
+                path.write_bytes(video_bytes)
+            elif kind == "empty":
+                path.write_bytes(b"")
+            elif kind == "text":
+                path.write_text("this is a text file named .avi\n")
+            elif kind == "loop":
+                os.symlink(name, path)
+            if value != "unlisted":
+                lines.append(f"{name} " if value is None else f"{name} {value} ")
+        write_lines(root / HMDB51_SPLITS / f"{cls}_test_split1.txt", lines)
+    return root
+
+
+@pytest.fixture
+def hmdb51_tree(video_bytes):
+    """hmdb51_tree(root, tree) builds an HMDB51 tree (see `build_hmdb51`)."""
+    return lambda root, tree: build_hmdb51(root, tree, video_bytes)

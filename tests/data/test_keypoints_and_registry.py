@@ -127,7 +127,7 @@ def test_records():
         "class_counts": {"train": {"a": 0, "b": 2}, "test": {"a": 0, "b": 0}},
         "classes": ["a", "b"], "settings": {"seed": 0},
         "skipped": [{"path": "/d/3", "reason": "empty file (0 bytes)", "source": "/d/list.txt",
-                     "line": 4}]}
+                     "line": 4, "listed": True}]}
     json.dumps(spec.summary())
     assert spec.labels("train").tolist() == [1, 1]
 

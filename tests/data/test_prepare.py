@@ -125,7 +125,8 @@ def test_hmdb51_records_and_manifest(hmdb51, tmp_path):
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk == {k: v for k, v in manifest.items() if k != "this_run"}
     assert manifest["splits"] == {"train": 4, "test": 3}
-    assert manifest["listed"] == {"train": 5, "test": 4}  # the empty file never got listed
+    # Every line of the split files with value 1 or 2, also the empty file's (catch, line 3).
+    assert manifest["listed"] == {"train": 6, "test": 4}
     assert manifest["classes"] == ["brush_hair", "cartwheel", "catch"]
     assert manifest["class_counts"] == {"train": {"brush_hair": 2, "cartwheel": 1, "catch": 1},
                                         "test": {"brush_hair": 1, "cartwheel": 1, "catch": 1}}
@@ -141,11 +142,20 @@ def test_hmdb51_records_and_manifest(hmdb51, tmp_path):
     assert skipped["catch_empty.avi"]["stage"] == "read"
     assert "empty file" in skipped["catch_empty.avi"]["reason"]
     assert skipped["catch_empty.avi"]["line"] == 3  # third line of catch_test_split1.txt
+    assert (skipped["catch_empty.avi"]["split"], skipped["catch_empty.avi"]["label"]) == (
+        "train", 2)
     assert skipped["cart_trunc.avi"]["reason"].startswith("truncated: decoded 38 of the 60")
     assert skipped["cart_trunc.avi"]["split"] == "train"
     assert skipped["catch_text.avi"]["reason"].startswith("not a readable video")
-    assert manifest["failures"]["train"] == {"failed": 1, "listed": 5, "fraction": 0.2}
-    assert manifest["ok"] is False  # 1 of 5 train files failed, above the default 5 %
+    # Not prepared: train cart_trunc (decode) and catch_empty (read), test catch_text.
+    assert manifest["failures"] == {"train": {"failed": 2, "listed": 6, "fraction": 2 / 6},
+                                    "test": {"failed": 1, "listed": 4, "fraction": 0.25}}
+    assert manifest["accounting"]["train"]["classes"]["catch"] == {
+        "listed": 2, "records": 1, "skipped": 1, "failed": 0}
+    assert manifest["accounting"]["train"]["classes"]["cartwheel"] == {
+        "listed": 2, "records": 1, "skipped": 0, "failed": 1}
+    assert manifest["lost_classes"] == [] and manifest["unassigned"] == 0
+    assert manifest["ok"] is False  # 2 of 6 train files not prepared, above the default 5 %
     assert manifest["settings"]["short_side"] == 16 and manifest["settings"]["split"] == 1
     assert manifest["run"]["workers"] == 2 and manifest["this_run"]["shards_written"] == 5
     assert not list(out.glob(".*tmp*"))
@@ -259,8 +269,11 @@ def test_on_error_fail_names_the_first_bad_file(hmdb51, tmp_path):
 
 def test_max_failure_fraction_decides_ok(hmdb51, tmp_path):
     manifest = prepare_dataset("hmdb51", str(hmdb51), str(tmp_path / "out"), workers=0,
-                               max_failure_fraction=0.25)
-    assert manifest["ok"] is True  # train 1 / 5 = 0.2, test 1 / 4 = 0.25
+                               max_failure_fraction=0.34)
+    assert manifest["ok"] is True  # train 2 / 6 = 0.33, test 1 / 4 = 0.25
+    again = prepare_dataset("hmdb51", str(hmdb51), str(tmp_path / "out"), workers=0,
+                            max_failure_fraction=0.3)
+    assert again["this_run"]["nothing_to_do"] and again["ok"] is False  # 0.33 > 0.3
 
 
 def _struct(records, fields, shape=None):

@@ -3,8 +3,10 @@
 Every reader is called as `reader(data_dir, *, on_error="skip", ...)` and returns a
 `DatasetSpec` (`classes`, `samples[split] -> [Sample]`, `skipped`, `info`); see `records`.
 `on_error="fail"` raises `DatasetError` (a ValueError) naming the file and line instead of
-skipping. Readers only check that files exist and are not empty (0 bytes); decoding, and so
-finding truncated or non-video files, comes later. `~` in paths is expanded.
+skipping. Readers only check that files exist, can be read (a symbolic link loop cannot) and
+are not empty (0 bytes); decoding, and so finding truncated or non-video files, comes later.
+`~` in paths is expanded. `spec.listed()` counts every entry listed per split (samples and
+skipped entries alike), so that no listed sample goes unaccounted.
 
 Options beyond `data_dir` and `on_error` (see each reader's docstring):
 - hmdb51, ucf101: `split=1|2|3` (splits "train", "test"), `splits_dir`, `keypoints_dir`.
@@ -41,6 +43,8 @@ DATASETS: dict[str, Callable[..., DatasetSpec]] = {
 
 # Datasets of videos (the rest are images), for code that must decode them.
 VIDEO_DATASETS = frozenset({"hmdb51", "ucf101", "video_folder"})
+# Datasets whose classes are the folders of data_dir: prepared records must not sit in them.
+CLASS_FOLDER_DATASETS = frozenset({"video_folder", "image_folder"})
 
 
 def get_reader(name: str) -> Callable[..., DatasetSpec]:
@@ -51,6 +55,7 @@ def get_reader(name: str) -> Callable[..., DatasetSpec]:
     return DATASETS[key]
 
 
-__all__ = ["DATASETS", "VIDEO_DATASETS", "DatasetError", "DatasetSpec", "Sample", "Skipped",
+__all__ = ["CLASS_FOLDER_DATASETS", "DATASETS", "VIDEO_DATASETS", "DatasetError",
+           "DatasetSpec", "Sample", "Skipped",
            "get_reader", "read_hico", "read_hmdb51", "read_image_folder",
            "read_mpii", "read_ucf101", "read_video_folder"]

@@ -6,10 +6,15 @@ Layout:
     <split_file> (optional)          lines `<class>/<file> <train|val|test>`
 
 Classes: the sorted names of the non-hidden folders of `root` (Python string order), or the
-`classes` argument, whose order is then the label order. Hidden files and folders (names
-starting with ".") are ignored; any other file whose extension is not accepted, a file
-directly in `root` and the files of a folder that is not a class are listed in `skipped`
-(never raised).
+`classes` argument, whose order is then the label order (each must be a folder of `root`).
+A folder that holds prepared records (`.prepare/` or a prepare's `manifest.json`, also one
+level or more below a top folder that holds nothing else) is never a class and never read,
+so records kept next to the class folders cannot shift the labels. Hidden files and folders
+(names starting with ".") are ignored; any other file whose extension is not accepted, a
+file directly in `root` and the files of a folder that is not a class are listed in
+`skipped` (never raised). Symbolic links are followed; an entry that cannot be read (a link
+loop) is skipped with its reason on its own, and a folder that cannot be listed follows
+`on_error`.
 
 With a split file, every line names one file; a missing or empty file, an unknown class,
 a malformed line, a duplicate and a path with `..` follow `on_error`; class-folder
@@ -25,19 +30,70 @@ one side: use a split file for that.
 
 from __future__ import annotations
 
+import json
 import os
 
 from keras_attnpool.data.datasets.common import (
     Entry, Reporter, absolute, build_samples, drop_duplicates, info_counts, read_lines,
-    require_dir, safe_relpath, stratified_split)
+    require_dir, safe_relpath, stratified_split, walk_files)
 from keras_attnpool.data.datasets.records import DatasetError, DatasetSpec
 
 SPLIT_NAMES = ("train", "val", "test")
+# What `prepare` leaves in a folder it writes into (prepare.output: STATE_DIR, FORMAT);
+# spelled out here because the readers come before prepare in the import graph.
+PREPARE_STATE_DIR = ".prepare"
+PREPARED_FORMAT_PREFIX = "keras_attnpool.prepared/"
+_RECORDS_REASON = "holds prepared records (.prepare/, manifest.json), not media: never a class"
+
+
+def holds_prepared_records(folder: str) -> bool:
+    """True for a folder that a prepare wrote into: it has `.prepare/` (made first, before
+    any record) or a prepare's `manifest.json`."""
+    if os.path.isdir(os.path.join(folder, PREPARE_STATE_DIR)):
+        return True
+    manifest = os.path.join(folder, "manifest.json")
+    if not os.path.isfile(manifest):
+        return False
+    try:
+        with open(manifest, encoding="utf-8") as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(found, dict) and str(found.get("format", "")).startswith(
+        PREPARED_FORMAT_PREFIX)
+
+
+def _class_files(root: str, cls: str, extensions: tuple[str, ...], reporter: Reporter,
+                 ) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """(accepted relative paths, [(path, why not accepted)], folders of prepared records
+    left out) under `<root>/<cls>`."""
+    files, ignored, records = [], [], []
+
+    def keep_dir(path: str) -> bool:
+        if holds_prepared_records(path):
+            records.append(path)
+            return False
+        return True
+
+    top = os.path.join(root, cls)
+    if not keep_dir(top):
+        return files, ignored, records
+    for path in walk_files(top, reporter, keep_dir):
+        if os.path.splitext(path)[1].lower() in extensions:
+            files.append(os.path.relpath(path, root).replace(os.sep, "/"))
+        else:
+            ignored.append((path, f"extension not accepted (accepted: {', '.join(extensions)})"))
+    return files, ignored, records
 
 
 def list_class_files(root: str, classes: list[str] | None, extensions: tuple[str, ...],
                      reporter: Reporter) -> tuple[list[str], dict[str, list[str]]]:
-    """(classes, {class: [relative paths of accepted files]}) from walking `root`."""
+    """(classes, {class: [relative paths of accepted files]}) from walking `root`.
+
+    A folder that holds prepared records (see `holds_prepared_records`), at the top or
+    inside a class folder, is never read: a records folder kept among the class folders
+    would otherwise become a class and shift every label after it.
+    """
     folders = []
     for name in sorted(os.listdir(root)):
         path = os.path.join(root, name)
@@ -47,24 +103,38 @@ def list_class_files(root: str, classes: list[str] | None, extensions: tuple[str
             folders.append(name)
         else:
             reporter.ignore(path, "not inside a class folder")
-    chosen = list(classes) if classes is not None else folders
-    if len(set(chosen)) != len(chosen) or not chosen:
-        raise ValueError(f"classes must be distinct and non-empty, got {chosen!r} for {root}")
-    for name in folders:
-        if name not in chosen:
-            reporter.ignore(os.path.join(root, name), "folder is not one of the classes")
-    files: dict[str, list[str]] = {}
-    for cls in chosen:
-        files[cls] = []
-        for folder, dirs, names in os.walk(os.path.join(root, cls)):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(n for n in names if not n.startswith(".")):
-                rel = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
-                if os.path.splitext(name)[1].lower() in extensions:
-                    files[cls].append(rel)
-                else:
-                    reporter.ignore(os.path.join(folder, name),
-                                    f"extension not accepted (accepted: {', '.join(extensions)})")
+    if classes is not None:
+        if len(set(classes)) != len(classes) or not classes:
+            raise ValueError(f"classes must be distinct and non-empty, got {classes!r} "
+                             f"for {root}")
+        for name in classes:
+            if name not in folders:
+                raise DatasetError(f"{os.path.join(root, name)}: no folder for class "
+                                   f"'{name}' given in classes; create it or remove the "
+                                   "class from classes")
+        for name in folders:
+            if name not in classes:
+                reporter.ignore(os.path.join(root, name), "folder is not one of the classes")
+    chosen, files, records_only = [], {}, False
+    for cls in (classes if classes is not None else folders):
+        found, ignored, records = _class_files(root, cls, extensions, reporter)
+        for path in records:
+            reporter.ignore(path, _RECORDS_REASON)
+        if records and not found:  # a records folder, not a class
+            records_only = True
+            if classes is not None:
+                raise DatasetError(f"{os.path.join(root, cls)}: class '{cls}' given in "
+                                   "classes holds prepared records, not media; remove it "
+                                   "from classes")
+            continue
+        for path, reason in ignored:
+            reporter.ignore(path, reason)
+        chosen.append(cls)
+        files[cls] = found
+    if not chosen:
+        only = " (only folders of prepared records)" if records_only else ""
+        raise DatasetError(f"{root}: no class folders{only}; pass the folder that holds one "
+                           "folder per class")
     return chosen, files
 
 
@@ -79,15 +149,18 @@ def parse_split_file(path: str, classes: list[str], reporter: Reporter,
             reporter.error(text, "malformed line, expected '<class>/<file> <train|val|test>'",
                            path, number)
             continue
-        rel = safe_relpath(parts[0])
+        rel, split = safe_relpath(parts[0]), parts[1]
         if rel is not None:
             mentioned.add(rel)
         if rel is None:
-            reporter.error(parts[0], "path escapes the data directory", path, number)
+            reporter.error(parts[0], "path escapes the data directory", path, number,
+                           split=split)
         elif "/" not in rel:
-            reporter.error(parts[0], "malformed path, expected '<class>/<file>'", path, number)
+            reporter.error(parts[0], "malformed path, expected '<class>/<file>'", path, number,
+                           split=split)
         elif rel.split("/")[0] not in label_of:
-            reporter.error(parts[0], f"unknown class '{rel.split('/')[0]}'", path, number)
+            reporter.error(parts[0], f"unknown class '{rel.split('/')[0]}' (no such class "
+                                     "folder)", path, number, split=split)
         else:
             entries.append(Entry(rel, label_of[rel.split("/")[0]], parts[1], path, number))
     return entries, mentioned

@@ -8,14 +8,20 @@ a `.mat` without its fields) always raise.
 
 Paths in annotation files are checked lexically: an absolute path or one whose `..` parts
 climb out of the data directory is rejected. Symlinks inside the data directory are followed
-on purpose (datasets often live on another disk).
+on purpose (datasets often live on another disk). Folders are listed once (`FileIndex`) and
+each entry is judged on its own, so one entry that cannot be examined (a symbolic link
+loop) is skipped with its reason while the rest of its folder is read.
+
+Accounting: every skipped entry that the dataset lists as a sample carries the split and
+class it names where they could be read (`Skipped.split`, `.label`, `.listed`), so that a
+split's listed entries are its samples plus its skipped entries (`DatasetSpec.listed`).
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,17 +55,31 @@ class Reporter:
         self.skipped: list[Skipped] = []
 
     def error(self, path: str, reason: str, source: str | None = None,
-              line: int | None = None, hint: str = _HINT) -> None:
-        """An entry that is wrong: skipped and recorded, or raised (`on_error="fail"`)."""
+              line: int | None = None, hint: str = _HINT, *, split: str | None = None,
+              label: Any = None, listed: bool = True) -> None:
+        """An entry that is wrong: skipped and recorded, or raised (`on_error="fail"`).
+
+        `split` and `label` are what the entry names, where that could be read; `listed`
+        False marks a problem that is not one listed sample (see `Skipped`).
+        """
         reason = " ".join(reason.split())
         if self.on_error == "fail":
             raise DatasetError(f"{location(source, line)}: {reason}: {path!r}; {hint}")
-        self.skipped.append(Skipped(path=path, reason=reason, line=line, source=source))
+        self.skipped.append(Skipped(path=path, reason=reason, line=line, source=source,
+                                    split=split, label=_class_index(label), listed=listed))
 
     def ignore(self, path: str, reason: str, source: str | None = None,
                line: int | None = None) -> None:
         """A file that is fine but not part of any split: always recorded, never raised."""
-        self.skipped.append(Skipped(path=path, reason=reason, line=line, source=source))
+        self.skipped.append(Skipped(path=path, reason=reason, line=line, source=source,
+                                    listed=False))
+
+
+def _class_index(label: Any) -> int | None:
+    """A single-label class index as int; None for vectors (multi-label) and no label."""
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        return int(label)
+    return None
 
 
 def read_lines(path: str) -> Iterator[tuple[int, str]]:
@@ -94,29 +114,96 @@ def safe_relpath(rel: str) -> str | None:
 
 
 class FileIndex:
-    """Answers "is this a non-empty file?" with one directory listing per folder."""
+    """Answers "is this a readable, non-empty file?" with one directory listing per folder.
+
+    Each entry of a listing is judged on its own: an entry that cannot be examined (a
+    symbolic link loop, a dangling link) gets its own reason and never hides the other
+    files of its folder; a folder that cannot be listed gives every file in it that reason.
+    """
 
     def __init__(self) -> None:
-        self._names: dict[str, frozenset[str]] = {}
+        self._listings: dict[str, dict[str, str | None] | str] = {}
 
-    def _listing(self, folder: str) -> frozenset[str]:
-        if folder not in self._names:
+    def _listing(self, folder: str) -> dict[str, str | None] | str:
+        """{name: None for a file, else why it is not one}, or why `folder` cannot be listed."""
+        if folder not in self._listings:
             try:
                 with os.scandir(folder) as it:
-                    names = frozenset(e.name for e in it if e.is_file())
-            except OSError:
-                names = frozenset()
-            self._names[folder] = names
-        return self._names[folder]
+                    listing: dict[str, str | None] | str = {e.name: entry_problem(e)
+                                                            for e in it}
+            except FileNotFoundError:
+                listing = f"folder {folder} not found"
+            except NotADirectoryError:
+                listing = f"{folder} is not a folder"
+            except OSError as e:
+                listing = f"cannot list folder {folder} ({e.strerror})"
+            self._listings[folder] = listing
+        return self._listings[folder]
 
     def problem(self, path: str) -> str | None:
-        """None for a non-empty file, else why not ("file not found", "empty file")."""
+        """None for a non-empty file, else why not ("file not found", "empty file", ...)."""
         folder, name = os.path.split(path)
-        if name not in self._listing(folder):
+        listing = self._listing(folder)
+        if isinstance(listing, str):
+            return listing
+        if name not in listing:
             return f"file not found in {folder}"
-        if os.path.getsize(path) == 0:
-            return "empty file (0 bytes)"
-        return None
+        if listing[name] is not None:
+            return listing[name]
+        try:
+            size = os.path.getsize(path)
+        except OSError as e:
+            return f"cannot read ({e.strerror})"
+        return "empty file (0 bytes)" if size == 0 else None
+
+
+def entry_problem(entry: os.DirEntry) -> str | None:
+    """None when a listed folder entry is a file (symlinks followed), else why it is not."""
+    try:
+        if entry.is_file():
+            return None
+        if entry.is_dir():
+            return "a folder, not a file"
+        if entry.is_symlink():
+            return "broken symbolic link (its target does not exist)"
+        return "not a regular file"
+    except OSError as e:  # ELOOP for a link that points at itself, EACCES, ...
+        return f"cannot read ({e.strerror})"
+
+
+def walk_files(top: str, reporter: Reporter, keep_dir: Callable[[str], bool],
+               ) -> Iterator[str]:
+    """Paths of the non-hidden entries that are not folders under `top`, in sorted order.
+
+    Symbolic links to folders are followed (datasets often live on another disk); a folder
+    reached twice (a link loop, or two links to one folder) is read once and reported. A
+    folder that cannot be listed is reported, never silently left out. `keep_dir(path)`
+    False leaves a sub-folder out (its caller reports why).
+    """
+    seen: set[tuple[int, int]] = set()
+
+    def unlistable(error: OSError) -> None:
+        reporter.error(error.filename or top, f"cannot list folder ({error.strerror})",
+                       hint="make it readable, or pass on_error='skip' to skip it",
+                       listed=False)
+
+    for folder, dirs, names in os.walk(top, onerror=unlistable, followlinks=True):
+        try:
+            info = os.stat(folder)
+        except OSError as e:
+            unlistable(e)
+            dirs[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            reporter.ignore(folder, "folder reached a second time through a symbolic link "
+                                    "(a link loop, or two links to one folder); read once")
+            dirs[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and keep_dir(os.path.join(folder, d)))
+        for name in sorted(n for n in names if not n.startswith(".")):
+            yield os.path.join(folder, name)
 
 
 @dataclass(frozen=True)
@@ -153,14 +240,14 @@ def drop_duplicates(entries: Iterable[Entry], reporter: Reporter) -> list[Entry]
             for dup in group[1:]:
                 first_at = location(first.source, first.line)
                 reporter.error(rel, f"duplicate entry (first at {first_at})", dup.source,
-                               dup.line)
+                               dup.line, split=dup.split, label=dup.label)
             continue
         places = "; ".join(f"{location(e.source, e.line)} says {e.split}"
                            + ("" if isinstance(e.label, np.ndarray) else f" label {e.label}")
                            for e in group)
         for entry in group:
             reporter.error(rel, f"conflicting entries for one file ({places})",
-                           entry.source, entry.line)
+                           entry.source, entry.line, split=entry.split, label=entry.label)
     return kept
 
 
@@ -246,7 +333,8 @@ def build_samples(entries: Iterable[Entry], media_root: str, splits: Iterable[st
         if problem is not None:
             reporter.error(path, problem, entry.source, entry.line,
                            hint="check that the download is complete, or pass "
-                                "on_error='skip' to skip it and list it in `skipped`")
+                                "on_error='skip' to skip it and list it in `skipped`",
+                           split=entry.split, label=entry.label)
             continue
         samples[entry.split].append(Sample(
             path=path, label=entry.label, video_id=entry.rel, split=entry.split,

@@ -79,11 +79,11 @@ def _split_entries(contents: dict, split: str, num_classes: int, path: str,
         rel = safe_relpath(name) if name else None
         if rel is None or "/" in rel:
             reporter.error(str(name), f"image name in list_{split} is empty or escapes "
-                                      "the images folder", path, column + 1)
+                                      "the images folder", path, column + 1, split=split)
         elif not allowed[column].all():
             k = int(np.argmin(allowed[column]))
             reporter.error(name, f"anno_{split} value {labels[column, k]} for class {k + 1} "
-                                 "is not 1, -1, 0 or NaN", path, column + 1)
+                                 "is not 1, -1, 0 or NaN", path, column + 1, split=split)
         else:
             entries.append(Entry(f"{folder}/{rel}", labels[column], split, path, column + 1))
     return entries

@@ -16,10 +16,12 @@ For the official 51 classes this is alphabetical: 0 brush_hair, 1 cartwheel, 2 c
 3 chew, 4 clap, 5 climb, 6 climb_stairs, ..., 49 walk, 50 wave. The class is the split
 file's, never parsed from the video name.
 
-Problems with entries (a missing or empty file, a malformed line, a duplicate, a name with a
-folder part or `..`, a class without a split file for the chosen split) follow `on_error`
-(see `common`). Videos in a class folder that its split file does not list are recorded in
-`skipped` (never raised): the official files list every video.
+Problems with entries (a missing or empty file, a file that cannot be read such as a symbolic
+link loop, a missing class folder, a malformed line, a duplicate, a name with a folder part
+or `..`, a class without a split file for the chosen split) follow `on_error` (see
+`common`); each bad entry is skipped on its own, the rest of its folder is read. Videos in
+a class folder that its split file does not list are recorded in `skipped` (never raised):
+the official files list every video.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ import os
 import re
 
 from keras_attnpool.data.datasets.common import (
-    Entry, Reporter, absolute, build_samples, check_split_number, drop_duplicates, info_counts,
-    read_lines, require_dir, safe_relpath)
+    Entry, Reporter, absolute, build_samples, check_split_number, drop_duplicates, entry_problem,
+    info_counts, read_lines, require_dir, safe_relpath)
 from keras_attnpool.data.datasets.records import DatasetError, DatasetSpec
 
 SPLITS_FOLDER = "testTrainMulti_7030_splits"
@@ -56,30 +58,41 @@ def parse_split_file(path: str, cls: str, label: int,
         if len(parts) == 2:
             mentioned.add(parts[0])
         if len(parts) != 2 or parts[1] not in _VALUES:
-            reporter.error(text, "malformed line, expected '<video>.avi <0|1|2>'", path, number)
+            reporter.error(text, "malformed line, expected '<video>.avi <0|1|2>'", path, number,
+                           label=label)
             continue
-        name, value = parts
+        name, split = parts[0], _VALUES[parts[1]]
         rel = safe_relpath(name)
         if rel is None:
-            reporter.error(name, "path escapes the data directory", path, number)
+            reporter.error(name, "path escapes the data directory", path, number,
+                           split=split, label=label)
             continue
         if "/" in rel:
             reporter.error(name, "names a sub-folder; expected a bare file name in "
-                                 f"the '{cls}' folder", path, number)
+                                 f"the '{cls}' folder", path, number, split=split, label=label)
             continue
-        entries.append(Entry(f"{cls}/{rel}", label, _VALUES[value], path, number))
+        entries.append(Entry(f"{cls}/{rel}", label, split, path, number))
     return entries, mentioned
 
 
 def _report_unlisted(videos_dir: str, cls: str, mentioned: set[str], split_file: str,
                      reporter: Reporter) -> None:
+    """Records the entries of a class folder that its split file does not name.
+
+    Every entry that is not a folder counts, also one that cannot be examined (a symbolic
+    link loop). A folder that cannot be listed is left to `build_samples`, which gives each
+    of its listed videos that reason.
+    """
     folder = os.path.join(videos_dir, cls)
-    if not os.path.isdir(folder):
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted((e.name, entry_problem(e)) for e in it)
+    except OSError:
         return
-    for name in sorted(os.listdir(folder)):
-        if name not in mentioned and os.path.isfile(os.path.join(folder, name)):
-            reporter.ignore(os.path.join(folder, name), "not listed in the split file",
-                            split_file)
+    for name, problem in entries:
+        if name not in mentioned and problem != "a folder, not a file":
+            reason = "not listed in the split file" + (f"; {problem}" if problem else "")
+            reporter.ignore(os.path.join(folder, name), reason, split_file)
 
 
 def read_hmdb51(data_dir: str, split: int = 1, *, on_error: str = "skip",
@@ -114,7 +127,7 @@ def read_hmdb51(data_dir: str, split: int = 1, *, on_error: str = "skip",
         if path is None:
             missing = os.path.join(splits_dir, f"{cls}_test_split{split}.txt")
             reporter.error(missing, f"split file missing; class '{cls}' has no samples",
-                           hint="restore the file from test_train_splits.rar")
+                           hint="restore the file from test_train_splits.rar", listed=False)
             continue
         found, mentioned = parse_split_file(path, cls, label, reporter)
         entries.extend(found)

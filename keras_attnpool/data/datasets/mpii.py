@@ -124,13 +124,13 @@ def _val_from_list(val_list: str, train_names: set[str], test_names: set[str],
     for number, name in read_lines(val_list):
         if name in chosen:
             reporter.error(name, f"duplicate entry (first at line {chosen[name]})",
-                           val_list, number)
+                           val_list, number, listed=False)
         elif name in test_names:
             reporter.error(name, "a test image (img_train = 0) cannot be in val",
-                           val_list, number)
+                           val_list, number, listed=False)
         elif name not in train_names:
             reporter.error(name, "not a labelled train image of the annotation file",
-                           val_list, number)
+                           val_list, number, listed=False)
         else:
             chosen[name] = number
     return set(chosen)
@@ -151,12 +151,13 @@ def _entries(images: list[tuple[int, _Image]], classes: list[str], include_test:
     entries = []
     for i, image in images:
         rel = safe_relpath(image.name)
+        split = "train" if image.train else "test" if include_test else None
         if rel is None or "/" in rel:
-            reporter.error(image.name, "image name escapes the images folder", mat_path, i)
+            reporter.error(image.name, "image name escapes the images folder", mat_path, i,
+                           split=split, listed=split is not None)
         elif image.train and not image.act_name:
             reporter.ignore(image.name, "unlabelled train image (empty act_name)", mat_path, i)
-        elif image.train or include_test:
-            split = "train" if image.train else "test"
+        elif split is not None:
             entries.append(Entry(rel, label_of.get(image.act_name, -1), split, mat_path, i))
     return drop_duplicates(entries, reporter)
 

@@ -5,7 +5,9 @@ A reader parses a dataset's official annotation files and returns one `DatasetSp
 - `classes`: the class names; a sample's integer label indexes this list.
 - `samples`: `{split: [Sample, ...]}` with split names such as "train", "val", "test".
 - `skipped`: every file or annotation entry that was not turned into a sample, with the
-  reason and, where it came from a text file, the file and 1-based line number.
+  reason and, where it came from a text file, the file and 1-based line number; entries
+  the dataset lists as samples also carry the split and class they name, so that every
+  listed entry is accounted for: `listed()[split]` = samples + skipped entries there.
 - `multi_label`: True for HICO, whose labels are vectors (see `Sample`).
 - `info`: the settings the reader used (split number, seed, fraction, ...).
 
@@ -83,12 +85,22 @@ class Skipped:
         line: 1-based line number in `source` (for `.mat` files: the 1-based MATLAB index of
             the entry), or None.
         source: the annotation file that named `path`, or None when found by listing a folder.
+        split: the split the entry names, where it could be read.
+        label: the class index the entry names, where it could be read (single-label).
+        listed: True for an entry that the dataset lists as a sample (a line of a split
+            file, an entry of a `.mat` file or, without a split file, a media file found in
+            a class folder): it counts toward its split's `listed` and failures. False for
+            a file that no split takes ("not listed in the split file", "extension not
+            accepted") and for a problem of the dataset as a whole (a missing split file).
     """
 
     path: str
     reason: str
     line: int | None = None
     source: str | None = None
+    split: str | None = None
+    label: int | None = None
+    listed: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-ready dict (the manifest's `skipped` entries)."""
@@ -97,6 +109,11 @@ class Skipped:
             out["source"] = self.source
         if self.line is not None:
             out["line"] = self.line
+        if self.split is not None:
+            out["split"] = self.split
+        if self.label is not None:
+            out["label"] = self.label
+        out["listed"] = self.listed
         return out
 
 
@@ -115,6 +132,22 @@ class DatasetSpec:
     def counts(self) -> dict[str, int]:
         """Number of samples per split."""
         return {split: len(items) for split, items in self.samples.items()}
+
+    def listed(self) -> dict[str, int]:
+        """Entries listed per split: the samples plus the listed entries skipped there.
+
+        Splits that only skipped entries name (a "val" line whose file is missing) are
+        included after the samples' splits.
+        """
+        out = self.counts()
+        for entry in self.skipped:
+            if entry.listed and entry.split is not None:
+                out[entry.split] = out.get(entry.split, 0) + 1
+        return out
+
+    def unassigned(self) -> list[Skipped]:
+        """Listed entries skipped before their split could be read (malformed lines)."""
+        return [s for s in self.skipped if s.listed and s.split is None]
 
     def class_counts(self, split: str) -> dict[str, int]:
         """Samples per class in `split` (multi-label: number of positives, value 1)."""

@@ -81,24 +81,28 @@ def parse_list(path: str, split: str, classes: list[str], needs_label: bool,
         given = parts[1] if len(parts) == 2 else None
         if len(parts) not in (1, 2) or (given is None and needs_label) or (
                 given is not None and not given.isdigit()):
-            reporter.error(text, f"malformed line, expected {expected}", path, number)
+            reporter.error(text, f"malformed line, expected {expected}", path, number,
+                           split=split)
             continue
         rel = safe_relpath(parts[0])
         if rel is None:
-            reporter.error(parts[0], "path escapes the data directory", path, number)
+            reporter.error(parts[0], "path escapes the data directory", path, number,
+                           split=split)
             continue
         if rel.count("/") != 1:
-            reporter.error(parts[0], f"malformed path, expected {expected}", path, number)
+            reporter.error(parts[0], f"malformed path, expected {expected}", path, number,
+                           split=split)
             continue
         cls = rel.split("/")[0]
         if cls not in label_of:
             reporter.error(parts[0], f"unknown class '{cls}' (not in classInd.txt)",
-                           path, number)
+                           path, number, split=split)
             continue
         if given is not None and int(given) - 1 != label_of[cls]:
             other = classes[int(given) - 1] if 1 <= int(given) <= len(classes) else "none"
             reporter.error(parts[0], f"label {given} (class '{other}') disagrees with the "
-                                     f"folder's class '{cls}'", path, number)
+                                     f"folder's class '{cls}'", path, number, split=split,
+                           label=label_of[cls])
             continue
         entries.append(Entry(rel, label_of[cls], split, path, number))
     return entries

@@ -18,11 +18,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from keras_attnpool.data import video
-from keras_attnpool.data.datasets import DatasetSpec, Sample, get_reader
+from keras_attnpool.data.datasets import (
+    CLASS_FOLDER_DATASETS, DatasetSpec, Sample, get_reader)
 from keras_attnpool.data.datasets.common import check_on_error
 from keras_attnpool.data.prepare.output import FORMAT
 from keras_attnpool.data.records.schema import shard_name
@@ -113,3 +115,39 @@ def record_settings(spec: DatasetSpec, kind: str, split: int, short_side: int | 
             "shard_size": shard_size or DEFAULT_SHARD_SIZE[kind],
             "frame_stride": frame_stride, "max_frames": max_frames,
             "reader_options": dict(sorted(reader_kwargs.items()))}
+
+
+def default_records_dir(dataset: str, data_dir: str, split: int) -> str:
+    """Where `training/fit.py` prepares records when no records folder is given.
+
+    `DATA_DIR/prepared/splitN` for the released datasets, whose classes come from their
+    annotation files. For video_folder and image_folder, whose classes are the folders of
+    DATA_DIR, a sibling `DATA_DIR.prepared/splitN`, so that the records never sit among the
+    class folders.
+    """
+    data_dir = os.path.abspath(os.path.expanduser(data_dir))
+    if dataset in CLASS_FOLDER_DATASETS:
+        return os.path.join(data_dir + ".prepared", f"split{split}")
+    return os.path.join(data_dir, "prepared", f"split{split}")
+
+
+def check_output_dir(spec: DatasetSpec, output_dir: str) -> None:
+    """Raises ValueError for an output_dir that is a class-folder dataset's root or lies in
+    one of its class folders: the records would be read as media there on the next run.
+
+    A records folder elsewhere below the root (fit.py's old default `DATA_DIR/prepared/`)
+    is allowed: the readers never take a folder of prepared records as a class.
+    """
+    if spec.name not in CLASS_FOLDER_DATASETS:
+        return
+    out = os.path.realpath(os.path.expanduser(output_dir))
+    root = os.path.realpath(spec.data_dir)
+    hint = (f"choose a folder outside the class folders, such as "
+            f"{default_records_dir(spec.name, spec.data_dir, 1)}")
+    if out == root:
+        raise ValueError(f"output_dir={output_dir}: is the data directory; {hint}")
+    for name in spec.classes:
+        folder = os.path.join(root, name)
+        if out == folder or out.startswith(folder + os.sep):
+            raise ValueError(f"output_dir={output_dir}: lies in the class folder {folder}, "
+                             f"whose files are read as class '{name}'; {hint}")

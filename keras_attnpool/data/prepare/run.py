@@ -14,13 +14,17 @@ shard (the shard is shorter) and listed in the manifest's `skipped`.
 Resumable and idempotent (see `prepare.output` for the files): shards are written to a
 temporary name and renamed when complete, so a reader's `*.tfrecord` glob never sees half a
 shard. A rerun after a crash, Ctrl-C or SIGKILL writes only the missing shards; a rerun
-after success writes nothing and says so; a rerun with other settings (or after the
+after success writes nothing and says so (only the manifest, when what the reader skipped
+changed without the samples, or it was written before the manifest's `accounting`); a rerun with other settings (or after the
 dataset's files changed) into the same folder raises `OutputDirError` unless `overwrite`.
 
 Bad files: with `on_error="skip"` (default) every file that fails is listed in `skipped`
-with its reason, everything else is written, and when more than `max_failure_fraction` of
-a split's samples fail, the manifest says `"ok": false` (the CLI exits 1) and a warning is
-logged. With `on_error="fail"` the first bad file (in the deterministic shard order)
+with its reason, everything else is written, and every sample the dataset's files list is
+accounted for (`prepare.accounting`: records + skipped + failed = listed, per split and
+class). When more than `max_failure_fraction` of a split's listed samples are not written
+(skipped when read or failed to decode, alike), or a class is lost (none of its listed
+samples of a split written), the manifest says `"ok": false` (the CLI exits 1) and a
+warning is logged. With `on_error="fail"` the first bad file (in the deterministic shard order)
 raises `PrepareError` naming it; finished shards are kept, so a rerun resumes.
 """
 
@@ -40,10 +44,10 @@ from keras_attnpool.data.datasets import VIDEO_DATASETS, DatasetSpec, Sample
 from keras_attnpool.data.prepare.output import (
     FORMAT, JSON_INDENT, MANIFEST, OutputDir, OutputDirError)
 from keras_attnpool.data.prepare.plan import (
-    DEFAULT_MAX_FAILURE_FRACTION, ShardPlan, check_arguments, plan_digest, plan_shards,
-    read_spec, record_settings)
-from keras_attnpool.data.prepare.shards import (
-    build_manifest, failure_summary, finish_shard, json_ready)
+    DEFAULT_MAX_FAILURE_FRACTION, ShardPlan, check_arguments, check_output_dir, plan_digest,
+    plan_shards, read_spec, record_settings)
+from keras_attnpool.data.prepare.accounting import verdict
+from keras_attnpool.data.prepare.shards import build_manifest, finish_shard, json_ready
 from keras_attnpool.data.prepare.pool import worker_pool
 from keras_attnpool.data.prepare.worker import (
     ConvertSettings, Failed, Job, Serialized, convert_sample, unspool)
@@ -81,8 +85,8 @@ def prepare_dataset(dataset: str, data_dir: str, output_dir: str, *, split: int 
         jpeg_quality: JPEG quality of the stored frames.
         shard_size: samples per shard (default 64 videos / 1024 images).
         frame_stride, max_frames: keep every k-th frame / at most n frames per video.
-        max_failure_fraction: above this fraction of failed samples in a split the
-            manifest says `"ok": false`.
+        max_failure_fraction: above this fraction of a split's listed samples not written
+            (skipped or failed) the manifest says `"ok": false`.
         overwrite: replace whatever a prepare wrote in `output_dir` and start again.
         **reader_kwargs: reader options (`val_list`, `keypoints_dir`, `split_file`, ...).
 
@@ -103,6 +107,7 @@ def prepare_dataset(dataset: str, data_dir: str, output_dir: str, *, split: int 
                     max_frames=max_frames)
     kind = "video" if dataset.strip().lower() in VIDEO_DATASETS else "image"
     spec = read_spec(dataset, data_dir, split, on_error, reader_kwargs)
+    check_output_dir(spec, output_dir)
     settings = record_settings(spec, kind, split, short_side, jpeg_quality, shard_size,
                                frame_stride, max_frames, reader_kwargs)
     plans = plan_shards(spec, settings["shard_size"])
@@ -134,32 +139,49 @@ def _write_missing(out: OutputDir, spec: DatasetSpec, plans: list[ShardPlan],
             atomic_write(frame_index.index_path(shard),
                          lambda temp, shard=shard: frame_index.write_index(shard, path=temp))
     on_disk = read_json(out.file(MANIFEST))
-    if not todo and isinstance(on_disk, dict) and on_disk.get("format") == FORMAT:
+    if not todo and _manifest_is_current(on_disk, spec, settings, plans, done):
         logger.info("%s: nothing to do, all %d shards and the manifest are complete",
                     out.path, len(plans))
-        on_disk["failures"], on_disk["ok"] = failure_summary(
-            on_disk.get("failures", {}), run["max_failure_fraction"])
-        return {**on_disk, "this_run": {"shards_written": 0, "shards_reused": len(plans),
-                                        "nothing_to_do": True,
-                                        "seconds": time.perf_counter() - start}}
+        judged = verdict(on_disk["failures"], on_disk["lost_classes"],
+                         run["max_failure_fraction"])
+        return {**on_disk, **judged,
+                "this_run": {"shards_written": 0, "shards_reused": len(plans),
+                             "nothing_to_do": True, "seconds": time.perf_counter() - start}}
     convert = ConvertSettings(settings["short_side"], settings["jpeg_quality"],
                               settings["frame_stride"], settings["max_frames"],
                               is_video=kind == "video",
                               spool_dir=out.path if run["workers"] > 0 else None)
     phase_start = time.perf_counter()
-    for plan_record in _convert_shards(out, todo, convert, run, spec.multi_label):
-        done[plan_record["name"]] = plan_record
+    if todo:
+        for plan_record in _convert_shards(out, todo, convert, run, spec.multi_label):
+            done[plan_record["name"]] = plan_record
     seconds = time.perf_counter() - phase_start
     frames = sum(sum(done[p.name]["num_frames"]) for p in todo)
+    # No shard to write and yet here: the manifest no longer says what the reader found.
     this_run = {"shards_written": len(todo), "shards_reused": len(plans) - len(todo),
-                "nothing_to_do": False, "convert_seconds": seconds, "frames_written": frames,
+                "nothing_to_do": False, "manifest_rewritten": not todo,
+                "convert_seconds": seconds, "frames_written": frames,
                 "frames_per_second": frames / seconds if seconds > 0 else 0.0}
     manifest = build_manifest(spec, json_ready(settings), plans, done,
                               {**run, **this_run})
     write_json(out.file(MANIFEST), manifest, indent=JSON_INDENT)
     if not manifest["ok"]:
-        logger.warning("%s: too many files failed: %s", out.path, manifest["failures"])
+        logger.warning("%s: not ok: failures %s, lost classes %s", out.path,
+                       manifest["failures"], manifest["lost_classes"])
     return {**manifest, "this_run": {**this_run, "seconds": time.perf_counter() - start}}
+
+
+def _manifest_is_current(on_disk: Any, spec: DatasetSpec, settings: dict[str, Any],
+                         plans: list[ShardPlan], done: dict[str, dict[str, Any]]) -> bool:
+    """True when manifest.json says what a new one would: same shards, and the same skipped
+    entries and accounting (the reader's skipped entries can change without the samples,
+    and a manifest written by an earlier version lacks the accounting)."""
+    if not isinstance(on_disk, dict) or on_disk.get("format") != FORMAT:
+        return False
+    run = on_disk.get("run")
+    if not isinstance(run, dict) or "max_failure_fraction" not in run:
+        return False
+    return json_ready(build_manifest(spec, json_ready(settings), plans, done, run)) == on_disk
 
 
 def _convert_shards(out: OutputDir, todo: list[ShardPlan], convert: ConvertSettings,

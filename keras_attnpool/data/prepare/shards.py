@@ -4,19 +4,29 @@ Manifest (`OUT/manifest.json`) keys:
     format            "keras_attnpool.prepared/1"
     dataset           reader name
     splits            {split: records written}            (after decode failures)
-    listed            {split: samples the reader listed}
+    listed            {split: entries the dataset's files list there}: records, entries
+                      skipped when read (missing, empty, unreadable, duplicate, ...) and
+                      files that failed to decode (see `prepare.accounting`)
     classes           class names, label order
     multi_label       true for HICO
     class_counts      {split: {class: records}}  (multi-label: positives, value 1)
     num_frames        {split: frames stored in all its records}
     shards            {split: [shard file names]} (every shard, also one left empty)
     records_per_shard {split: [records in each shard]}
-    skipped           [{path, reason, stage: "read" | "decode", source?, line?, split?,
-                        video_id?}]: the reader's skipped entries, then the failed files
+    skipped           [{path, reason, stage: "read" | "decode", listed?, source?, line?,
+                        split?, label?, video_id?}]: the reader's skipped entries, then the
+                      failed files; `listed` false for files no split takes
     frame_count_mismatch [{path, decoded, declared}]: accepted videos that decoded another
                       frame count than their header declares (see `video.TRUNCATION_...`)
-    failures          {split: {failed, listed, fraction}} decode failures per split
-    ok                false when a split's failed fraction > run.max_failure_fraction
+    accounting        {split: {listed, records, skipped, failed, classes: {class: {...}}}}:
+                      listed = records + skipped + failed, per split and class
+    unassigned        entries skipped before their split could be read (malformed lines)
+    empty_classes     {split: [classes without a record]}
+    lost_classes      [{class, split, listed}]: a class whose listed samples of a split all
+                      failed, or (split null) that no split lists: the label has no example
+    failures          {split: {failed, listed, fraction}}: listed samples not written
+    ok                false when a split's failed fraction > run.max_failure_fraction, or a
+                      class is lost
     settings          everything that decides the records' contents (a rerun with other
                       settings refuses to mix them)
     reader_info       the reader's `DatasetSpec.info`
@@ -34,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from keras_attnpool.data.datasets import DatasetSpec, Sample
+from keras_attnpool.data.prepare import accounting
 from keras_attnpool.data.prepare.output import FORMAT, JSON_INDENT, OutputDir
 from keras_attnpool.data.prepare.worker import Failed
 from keras_attnpool.data.records import frame_index
@@ -75,18 +86,6 @@ def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]]
     return record
 
 
-def failure_summary(failures: dict[str, dict[str, Any]],
-                    max_failure_fraction: float) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Adds `fraction` to each split's {failed, listed}; ok unless one is above the limit."""
-    out = {}
-    for split, entry in failures.items():
-        failed, listed = int(entry["failed"]), int(entry["listed"])
-        out[split] = {"failed": failed, "listed": listed,
-                      "fraction": failed / listed if listed else 0.0}
-    ok = all(entry["fraction"] <= max_failure_fraction for entry in out.values())
-    return out, ok
-
-
 def class_counts(spec: DatasetSpec, labels: list[Any]) -> dict[str, int]:
     """Records per class (multi-label: positives, value 1)."""
     counts = dict.fromkeys(spec.classes, 0)
@@ -108,13 +107,12 @@ def build_manifest(spec: DatasetSpec, settings: dict[str, Any], plans: list[Any]
     by_split = {s: [done[p.name] for p in plans if p.split == s] for s in splits}
     label_of = {(s.split, s.video_id): s.label for items in spec.samples.values() for s in items}
     written = {s: [v for r in by_split[s] for v in r["video_ids"]] for s in splits}
-    failures, ok = failure_summary(
-        {s: {"failed": sum(len(r["skipped"]) for r in by_split[s]),
-             "listed": len(spec.samples[s])} for s in splits}, run["max_failure_fraction"])
+    table = accounting.account(spec, by_split)
+    lost = accounting.lost_classes(spec, table)
     return {
         "format": FORMAT, "dataset": spec.name,
         "splits": {s: len(written[s]) for s in splits},
-        "listed": spec.counts(),
+        "listed": {s: row["listed"] for s, row in table.items()},
         "classes": list(spec.classes), "multi_label": spec.multi_label,
         "class_counts": {s: class_counts(spec, [label_of[(s, v)] for v in written[s]])
                          for s in splits},
@@ -125,8 +123,11 @@ def build_manifest(spec: DatasetSpec, settings: dict[str, Any], plans: list[Any]
                     + [x for s in splits for r in by_split[s] for x in r["skipped"]]),
         "frame_count_mismatch": [x for s in splits for r in by_split[s]
                                  for x in r["frame_count_mismatch"]],
-        "failures": failures, "ok": ok, "settings": settings,
-        "reader_info": json_ready(spec.info), "run": run,
+        "accounting": table, "unassigned": len(spec.unassigned()),
+        "empty_classes": accounting.empty_classes(spec, table), "lost_classes": lost,
+        **accounting.verdict(accounting.failure_summary(table), lost,
+                             run["max_failure_fraction"]),
+        "settings": settings, "reader_info": json_ready(spec.info), "run": run,
     }
 
 
