@@ -6,6 +6,7 @@
     W/logs/train/     TensorBoard: scalars and attention pictures
     W/model.keras     the trained single-frame model (raw RGB in [0, 255] -> logits)
     W/metrics.json    the test metrics; W/per_class.csv the per-class table
+    W/predictions.csv the evaluation's per-clip logits (averaged over frames and views)
     W/export/         SavedModel versions for TF Serving
 
 fit, evaluate, export, visualize and the TensorBoard summaries all go through `Workdir`;
@@ -40,6 +41,7 @@ class Workdir:
     MODEL = "model.keras"
     METRICS = "metrics.json"
     PER_CLASS = "per_class.csv"
+    PREDICTIONS = "predictions.csv"
     CHECKPOINTS = "checkpoints"
     LOGS = "logs"
     EXPORT = "export"
@@ -75,6 +77,10 @@ class Workdir:
     @property
     def per_class_path(self) -> str:
         return self._join(self.PER_CLASS)
+
+    @property
+    def predictions_path(self) -> str:
+        return self._join(self.PREDICTIONS)
 
     @property
     def checkpoints_dir(self) -> str:
@@ -179,6 +185,23 @@ class Workdir:
             writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v)
                              for k, v in row.items()})
         files.write_text(self.per_class_path, text.getvalue())
+
+    def write_predictions(self, video_ids: Sequence[str], logits: Sequence[Sequence[float]],
+                          labels: Sequence, class_names: Sequence[str]) -> str:
+        """predictions.csv: per clip its id, label, top-1 class name and one logit per class
+        (columns named by class, written to float32 precision)."""
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(["video_id", "label", "predicted", *class_names])
+        for video_id, row, label in zip(video_ids, logits, labels):
+            row = [float(value) for value in row]
+            # Multi-label targets (1, -1, 0, NaN) as space-separated numbers.
+            label = " ".join(f"{v:g}" for v in label) if hasattr(label, "__len__") else int(
+                label)
+            writer.writerow([video_id, label, class_names[row.index(max(row))],
+                             *(f"{value:.9g}" for value in row)])
+        files.write_text(self.predictions_path, text.getvalue())
+        return self.predictions_path
 
     def read_metrics(self) -> dict | None:
         return files.read_json(self.metrics_path)

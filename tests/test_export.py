@@ -18,6 +18,7 @@ from keras_attnpool.data.synthetic.cluttered_digits import load_cluttered_digits
 from keras_attnpool.export import (VersionExistsError, export_saved_model,  # noqa: E402
                                    export_tflite, load_interpreter, read_models_config,
                                    run_tflite, update_models_config)
+from keras_attnpool.data.input import augment  # noqa: E402
 from keras_attnpool.export.preprocessing import resize_and_centre_crop  # noqa: E402
 # fit_and_evaluate is the benchmarks' helper (benchmarks/arrays.py), not library code.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -120,11 +121,12 @@ def test_signatures_agree_with_keras(demo):
 
 
 @pytest.mark.slow
-def test_video_scores_average_the_frames(demo):
+def test_video_scores_average_the_frames_logits(demo):
     frames = demo["test"][0][:12].reshape(3, 4, SIZE, SIZE, 3)
     out = demo["loaded"].signatures["classify_video"](frames=tf.constant(frames))
-    per_frame = _softmax(demo["logits"][:12]).reshape(3, 4, -1)
-    np.testing.assert_allclose(out["scores"], per_frame.mean(axis=1), atol=1e-5)
+    # As the evaluation scores a clip: the softmax of its frames' mean logits.
+    per_clip = _softmax(demo["logits"][:12].reshape(3, 4, -1).mean(axis=1))
+    np.testing.assert_allclose(out["scores"], per_clip, atol=1e-5)
     assert out["top_k_ids"].shape == (3, 5) and out["top_k_names"].shape == (3, 5)
     np.testing.assert_allclose(
         out["bottom_up_attention"],
@@ -168,19 +170,163 @@ def test_resize_short_resizes_before_the_centre_crop():
         export_saved_model(model, "/nonexistent/never/written", list("abc"), resize_short=32)
 
 
-def test_corrupt_image_bytes_fail_with_a_clear_invalid_argument(small):
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """An untrained model exported with the evaluation's settings of a run: short side 37
+    before the 32 crop, records stored at short side 48."""
+    keras.utils.set_random_seed(3)
+    model = build_action_model(3, backbone="tiny", head="attention", input_shape=(32, 32, 3))
+    path = export_saved_model(model, tmp_path_factory.mktemp("evaluated") / "m", list("abc"),
+                              resize_short=37, prepared_short_side=48)
+    return {"model": model, "loaded": tf.saved_model.load(path)}
+
+
+def _smooth_image(shape, seed):
+    """Smooth RGB content (a gradient per channel), so a shifted crop changes the scores."""
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.linspace(0, 1, shape[0]), np.linspace(0, 1, shape[1]), indexing="ij")
+    a, b = rng.uniform(-1, 1, (2, 3))
+    return np.clip(127.5 + 127.5 * (a * y[..., None] + b * x[..., None]), 0, 255).astype(
+        np.uint8)
+
+
+# (frame shape, the centre crop's free space along the long side after the resize to 37):
+# odd free space of 3 mod 4 is where round(free / 2) (halves to even) and free // 2 differ.
+@pytest.mark.parametrize("shape, free", [
+    ((37, 39), 7), ((37, 42), 10), ((43, 37), 11), ((48, 56), 11), ((48, 60), 14),
+    ((24, 30), 14), ((25, 28), 9)])
+def test_served_crop_is_the_evaluated_crop(evaluated, shape, free):
+    image = _smooth_image(shape, seed=sum(shape))
+    crop = augment.eval_views(tf.constant(image[None]), 32, 37)[0]
+    assert max(augment.resize_short_side(tf.constant(image, tf.float32), 37).shape) == 32 + free
+    expected = _softmax(evaluated["model"](crop, training=False))
+    served = evaluated["loaded"].signatures["classify_images"](images=tf.constant(image[None]))
+    np.testing.assert_allclose(served["scores"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_photo_larger_than_the_records_is_shrunk_as_prepare_shrank_them():
+    """Above the records' short side (48 here), serving first shrinks an image as `prepare`
+    did with PIL's bilinear filter (antialiased), then applies the evaluation's resize."""
+    from PIL import Image
+
+    noise = np.random.default_rng(5).integers(0, 256, (96, 120, 3), dtype=np.uint8)
+    stored = np.asarray(Image.fromarray(noise).resize((60, 48), Image.Resampling.BILINEAR))
+    evaluated = augment.eval_views(tf.constant(stored[None]), 32, 37)[0, 0].numpy()
+    served = resize_and_centre_crop(tf.constant(noise), (32, 32), resize_short=37,
+                                    prepared_short_side=48).numpy()
+    assert np.abs(served - evaluated).max() < 2.0  # PIL stores uint8: rounding, not filtering
+    # Resizing the photo straight to the evaluation's short side, as if it were a stored
+    # frame, samples the noise instead of averaging it: far from what prepare stored.
+    direct = augment.eval_views(tf.constant(noise[None]), 32, 37)[0, 0].numpy()
+    assert np.abs(direct - evaluated).mean() > 10.0
+
+
+def _palette_image(shape, seed):
+    """Eight colours: a GIF holds them exactly."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (8, 3), dtype=np.uint8)[rng.integers(0, 8, shape)]
+
+
+def _encode(image, fmt, **kwargs):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def test_gif_and_bmp_are_decoded(small):
+    import io
+
+    from PIL import Image
+
+    first, second = _palette_image((40, 30), 6), _palette_image((40, 30), 7)
+    gif = _encode(first, "GIF", save_all=True, append_images=[Image.fromarray(second)])
+    with Image.open(io.BytesIO(gif)) as decoded:  # the first frame, as PIL reads it
+        first_frame = np.asarray(decoded.convert("RGB"))
+    bmp = _encode(second, "BMP")
+    signatures = small["loaded"].signatures
+    served = signatures["serving_default"](image_bytes=tf.constant([gif, bmp]))["scores"]
+    expected = signatures["classify_images"](images=tf.constant(np.stack([first_frame,
+                                                                          second])))["scores"]
+    np.testing.assert_allclose(served, expected, atol=1e-6)
+
+
+def _jpeg(image):
+    return tf.io.encode_jpeg(image).numpy()
+
+
+_RNG_BYTES = bytes(np.random.default_rng(8).integers(0, 256, 300, dtype=np.uint8))
+
+
+# Each bad file is the second element of a batch: the error must name element 1.
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda good: _RNG_BYTES, r"is not a JPEG, PNG, GIF or BMP image"),
+    (lambda good: b"RIFF\x24\x00\x00\x00WEBPVP8 " + _RNG_BYTES, r"is not a JPEG, PNG, GIF"),
+    (lambda good: b"", r"is not a JPEG, PNG, GIF or BMP image.*size in bytes:\] \[0\]"),
+    (lambda good: good[:len(good) // 2], r"is an incomplete\] \[PNG\] \[file \(truncated"),
+    (lambda good: good[:-12], r"is an incomplete\] \[PNG\]"),
+    (lambda good: _jpeg(_smooth_image((40, 30), 0))[:400], r"is an incomplete\] \[JPEG\]"),
+    (lambda good: _jpeg(_smooth_image((40, 30), 0))[:-2], r"is an incomplete\] \[JPEG\]"),
+    (lambda good: _jpeg(_smooth_image((40, 30), 0))[:40], r"is an incomplete\] \[JPEG\]"),
+], ids=["random", "webp", "empty", "png_half", "png_no_end", "jpeg_body", "jpeg_no_end",
+        "jpeg_header"])
+def test_bad_image_files_are_refused_naming_the_element(small, make_bad, message):
     serve = small["loaded"].signatures["serving_default"]
     good = _png(small["images"][0])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="is not a JPEG or PNG image"):
-        serve(image_bytes=tf.constant([good, b"definitely not an image"]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="is not a JPEG or PNG image"):
-        serve(image_bytes=tf.constant([b""]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid PNG data"):
-        serve(image_bytes=tf.constant([good[:len(good) // 2]]))
-    jpeg = tf.io.encode_jpeg(small["images"][0]).numpy()
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid JPEG data"):
-        serve(image_bytes=tf.constant([jpeg[:len(jpeg) // 2]]))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"image_bytes: element\] \[1\] \[" + message):
+        serve(image_bytes=tf.constant([good, make_bad(good)]))
     assert serve(image_bytes=tf.constant([good]))["scores"].shape == (1, 3)  # still serving
+
+
+def _claiming_size(data, fmt, height, width):
+    """`data` with a header that claims height x width pixels (the pixels stay small)."""
+    data = bytearray(data)
+    if fmt == "JPEG":  # the baseline frame header: FF C0, length, precision, height, width
+        at = data.index(b"\xff\xc0") + 5
+        data[at:at + 4] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    else:  # PNG IHDR: width, height
+        data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_images_above_the_pixel_limit_are_refused_before_decoding(small, fmt):
+    image = small["images"][0]
+    data = _jpeg(image) if fmt == "JPEG" else _png(image)
+    huge = _claiming_size(data, fmt, 10000, 10000)
+    serve = small["loaded"].signatures["serving_default"]
+    # A decoder would fail on these pixels; the header check answers first.
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"element\] \[0\] \[is a\] \[{fmt}\] \[of \(height, width\)\] "
+                             r"\[10000 10000\] \[pixels, more than the 64000000 pixels"):
+        serve(image_bytes=tf.constant([huge]))
+
+
+def test_max_image_pixels_is_set_at_export(tmp_path):
+    model = build_action_model(3, backbone="tiny", head="avg", input_shape=(32, 32, 3))
+    path = export_saved_model(model, tmp_path / "m", list("abc"), max_image_pixels=1000)
+    info = json.loads((tmp_path / "m" / "1" / "assets" / "preprocessing.json").read_text())
+    assert info["max_image_pixels"] == 1000
+    assert info["image_formats"] == ["JPEG", "PNG", "GIF", "BMP"]
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    square = _smooth_image((30, 30), 1)  # 900 pixels
+    assert serve(image_bytes=tf.constant([_png(square)]))["scores"].shape == (1, 3)
+    for data in (_png(_smooth_image((40, 30), 1)), _jpeg(_smooth_image((30, 40), 1))):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[40 30\]|\[30 40\]"):
+            serve(image_bytes=tf.constant([_png(square), data]))
+    with pytest.raises(ValueError, match="max_image_pixels|max_pixels"):
+        export_saved_model(model, tmp_path / "n", list("abc"), max_image_pixels=0)
+
+
+def test_preprocessed_pixels_of_another_size_are_refused_by_the_signature(small):
+    signature = small["loaded"].signatures["classify_preprocessed"]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"pixels: must be \(B, 32, 32, 3\).*got shape\] \[1 40 40"):
+        signature(pixels=tf.zeros((1, 40, 40, 3), tf.float32))
 
 
 @pytest.mark.parametrize("name, value", [

@@ -87,6 +87,18 @@ def test_exports_a_version_config_and_int8_then_refuses_to_overwrite(workdir, tm
     assert sorted(os.listdir(export_dir)) == ["1", "tflite"]
 
 
+def test_served_preprocessing_is_the_runs(workdir, tmp_path):
+    """The export states the evaluation's short side and the records' stored one, both
+    taken from config.json (what ran), not derived again."""
+    config = json.loads((workdir / "config.json").read_text())
+    result = export_workdir(str(workdir), str(tmp_path / "out"), models_config=False)
+    info = json.loads((tmp_path / "out" / "1" / "assets" / "preprocessing.json").read_text())
+    assert result["saved_model"] == str(tmp_path / "out" / "1")
+    assert (info["resize_short"], info["prepared_short_side"]) == (config["resize_short"],
+                                                                   config["short_side"])
+    assert isinstance(info["prepared_short_side"], int)
+
+
 def _copy_workdir(workdir, target, labels=None, **config_changes):
     """A copy of the workdir with config.json (and labels.txt) changed."""
     target.mkdir()

@@ -19,6 +19,8 @@ from typing import Optional, Sequence
 
 import keras
 
+from keras_attnpool.export.image_bytes import DEFAULT_MAX_PIXELS, FORMATS
+from keras_attnpool.export.preprocessing import served_short_side
 from keras_attnpool.export.serving import ServingGraph
 from keras_attnpool.models.backbones import Preprocess
 
@@ -53,9 +55,14 @@ def _preprocessing_info(model: keras.Model, graph: ServingGraph) -> dict:
         "input_size": list(graph.image_size),
         "input": "float32 RGB in [0, 255], (B, H, W, 3); normalisation is inside the model",
         "model_normalisation": mode,
-        "resize_short": graph.resize_short or min(graph.image_size),
-        "resize": "bilinear (antialiased) to short side resize_short (covering the input "
-                  "size), then centre crop",
+        "resize_short": served_short_side(graph.image_size, graph.resize_short),
+        "prepared_short_side": graph.prepared_short_side,
+        "resize": "an image whose short side is above prepared_short_side (when null: above "
+                  "resize_short) first shrunk to it, bilinear with antialiasing; then bilinear "
+                  "without antialiasing to short side resize_short; then the centre crop at "
+                  "offset round(free / 2), halves to even",
+        "image_formats": list(FORMATS),
+        "max_image_pixels": graph.max_pixels,
         "num_classes": graph.num_classes,
         "score": "sigmoid" if graph.multi_label else "softmax",
         "head": graph.head.name,
@@ -101,11 +108,13 @@ def _resolve_version(export_dir: str, version: Optional[int], overwrite: bool) -
 def export_saved_model(model: keras.Model, export_dir: str, class_names: Sequence[str],
                        version: Optional[int] = None, overwrite: bool = False,
                        top_k: int = 5, multi_label: bool = False,
-                       resize_short: Optional[int] = None) -> str:
+                       resize_short: Optional[int] = None,
+                       prepared_short_side: Optional[int] = None,
+                       max_image_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     """Exports a single-frame image model as `export_dir/<version>/` for TF Serving.
 
     Signatures (see `keras_attnpool.export.serving` for the outputs):
-        serving_default:        image_bytes  string [B]  (JPEG or PNG, any size)
+        serving_default:        image_bytes  string [B]  (JPEG, PNG, GIF or BMP files)
         classify_images:        images       uint8  [B, H, W, 3] (any H, W)
         classify_video:         frames       uint8  [B, T, H, W, 3]; scores averaged over T
         classify_preprocessed:  pixels       float32 [B, h, w, 3] at the model's input size,
@@ -121,13 +130,18 @@ def export_saved_model(model: keras.Model, export_dir: str, class_names: Sequenc
         multi_label: sigmoid scores (HICO) instead of softmax.
         resize_short: short side before the centre crop, as the evaluation pipeline does it
             (None: the model's input size).
+        prepared_short_side: the short side the training records were stored at; larger
+            images are first shrunk to it with antialiasing, as `prepare` shrank them.
+        max_image_pixels: `serving_default` refuses files with more pixels (read from
+            their header, before decoding).
 
     Returns:
         The path of the written version folder.
     """
     # Checks the model and arguments before anything is written.
     graph = ServingGraph(model, class_names, top_k=top_k, multi_label=multi_label,
-                         resize_short=resize_short)
+                         resize_short=resize_short, prepared_short_side=prepared_short_side,
+                         max_pixels=max_image_pixels)
     export_dir = os.path.abspath(os.fspath(export_dir))
     os.makedirs(export_dir, exist_ok=True)
     version = _resolve_version(export_dir, version, overwrite)

@@ -9,7 +9,8 @@ Every signature returns the same named outputs:
 `bottom_up_attention` is the class-agnostic saliency map the head pools with
 (`HeadSpec.bottom_up`): the bottom-up map summed over its rank (with class-specific bottom-up
 maps, the map of the top-1 class); heads without attention maps weigh every position alike,
-so they return the uniform map 1 / (h * w).
+so they return the uniform map 1 / (h * w). A video's scores are those of its logits
+averaged over the frames, as the evaluation scores a clip.
 
 The graph runs the model's own backbone and head layers (`split_model`), the same layers and
 weights the model runs, so the served logits are the evaluated model's.
@@ -20,8 +21,8 @@ from typing import Dict, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from keras_attnpool.export.preprocessing import (check_not_empty, decode_and_resize,
-                                                 resize_and_centre_crop)
+from keras_attnpool.export.image_bytes import DEFAULT_MAX_PIXELS, decode_and_resize
+from keras_attnpool.export.preprocessing import check_not_empty, resize_and_centre_crop
 from keras_attnpool.models import split_model
 
 
@@ -47,10 +48,15 @@ class ServingGraph:
         top_k: how many classes `top_k_ids` / `top_k_names` list (capped at K).
         multi_label: scores are per-class sigmoids (HICO) instead of a softmax.
         resize_short: short side before the centre crop (None: the input size).
+        prepared_short_side: the records' stored short side: larger images are first
+            shrunk to it, antialiased, as `prepare` did (None: to the served short side).
+        max_pixels: `serving_default` refuses image files with more pixels (by header).
     """
 
     def __init__(self, model: keras.Model, class_names: Sequence[str], top_k: int = 5,
-                 multi_label: bool = False, resize_short: Optional[int] = None):
+                 multi_label: bool = False, resize_short: Optional[int] = None,
+                 prepared_short_side: Optional[int] = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         self.image_size = check_exportable(model)
         logits = model.output["logits"] if isinstance(model.output, dict) else model.output
         self.num_classes = int(logits.shape[-1])
@@ -67,6 +73,13 @@ class ServingGraph:
             raise ValueError(f"`resize_short` ({resize_short}) must be >= the input size "
                              f"{self.image_size}: the crop is taken after the resize.")
         self.resize_short = resize_short
+        for name, value in (("prepared_short_side", prepared_short_side),
+                            ("max_pixels", max_pixels)):
+            if value is not None and (isinstance(value, bool) or int(value) != value
+                                      or value < 1):
+                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+        self.prepared_short_side = prepared_short_side
+        self.max_pixels = int(max_pixels)
 
     def _core(self, pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
         """The model's forward pass through its own layers, keeping the backbone features:
@@ -109,15 +122,15 @@ class ServingGraph:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serving_default(image_bytes):
             image_bytes = check_not_empty(image_bytes, "image_bytes")
-            pixels = decode_and_resize(image_bytes, self.image_size, self.resize_short)
+            pixels = decode_and_resize(image_bytes, self.image_size, self.resize_short,
+                                       self.prepared_short_side, self.max_pixels)
             return self._classify(pixels)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8,
                                                     name="images")])
         def classify_images(images):
             images = check_not_empty(images, "images")
-            pixels = resize_and_centre_crop(images, self.image_size, self.resize_short)
-            return self._classify(pixels)
+            return self._classify(self._crop(images))
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, 3], tf.uint8,
                                                     name="frames")])
@@ -127,23 +140,35 @@ class ServingGraph:
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32,
                                                     name="pixels")])
         def classify_preprocessed(pixels):
-            return self.forward(pixels)
+            # A loaded signature does not enforce its spec's sizes (other sizes fail deep
+            # in the head without saying why), so the size is checked here.
+            check = tf.debugging.Assert(
+                tf.reduce_all(tf.shape(pixels)[1:3] == [height, width]),
+                [f"pixels: must be (B, {height}, {width}, 3) float32, already resized and "
+                 "centre-cropped (or send images to classify_images); got shape",
+                 tf.shape(pixels)], name="check_pixels_size")
+            with tf.control_dependencies([check]):
+                return self.forward(tf.identity(pixels))
 
         return {"serving_default": serving_default, "classify_images": classify_images,
                 "classify_video": classify_video,
                 "classify_preprocessed": classify_preprocessed}
 
+    def _crop(self, images: tf.Tensor) -> tf.Tensor:
+        return resize_and_centre_crop(images, self.image_size, self.resize_short,
+                                      self.prepared_short_side)
+
     def _classify_video(self, frames: tf.Tensor) -> Dict[str, tf.Tensor]:
-        """Scores averaged over the T frames (the paper's test protocol), maps per frame."""
+        """Scores of the logits averaged over the T frames, as the evaluation scores a clip
+        (`metrics.average_per_video`, then softmax or sigmoid); maps per frame."""
         shape = tf.shape(frames)
         batch, num_frames = shape[0], shape[1]
         flat = tf.reshape(frames, tf.concat([[batch * num_frames], shape[2:]], axis=0))
-        pixels = resize_and_centre_crop(flat, self.image_size, self.resize_short)
-        outputs = self._core(pixels)
-        logits = outputs["logits"]
-        frame_scores = tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits, -1)
-        scores = tf.reduce_mean(
-            tf.reshape(frame_scores, tf.stack([batch, num_frames, self.num_classes])), axis=1)
+        outputs = self._core(self._crop(flat))
+        logits = tf.reduce_mean(
+            tf.reshape(outputs["logits"], tf.stack([batch, num_frames, self.num_classes])),
+            axis=1)
+        scores = tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits, axis=-1)
         clip_top1 = tf.argmax(scores, axis=-1, output_type=tf.int32)
         maps = self._bottom_up(outputs, tf.repeat(clip_top1, num_frames))
         grid = tf.shape(maps)[1:]

@@ -52,7 +52,8 @@ def _read_export_info(saved_model_path: str) -> tuple:
 
 def calibration_batches(images: Iterable[np.ndarray], size: tuple,
                         limit: Optional[int] = None,
-                        resize_short: Optional[int] = None) -> Iterator[dict]:
+                        resize_short: Optional[int] = None,
+                        prepared_short_side: Optional[int] = None) -> Iterator[dict]:
     """Yields {"pixels": float32 (1, H, W, 3)} from images (each (h, w, 3) or batches).
 
     Images of any size are resized and centre-cropped as in serving, so calibration sees
@@ -64,7 +65,8 @@ def calibration_batches(images: Iterable[np.ndarray], size: tuple,
         for image in (item if item.ndim == 4 else item[None]):
             if limit is not None and count >= limit:
                 return
-            pixels = resize_and_centre_crop(tf.convert_to_tensor(image), size, resize_short)
+            pixels = resize_and_centre_crop(tf.convert_to_tensor(image), size, resize_short,
+                                            prepared_short_side)
             yield {INPUT_NAME: pixels.numpy()[None].astype(np.float32)}
             count += 1
 
@@ -89,6 +91,7 @@ def _metadata(info: dict, names: list, quantization: str, saved_model_path: str)
         "input": {"name": INPUT_NAME, "shape": [1, height, width, 3], "dtype": "float32",
                   "range": [0.0, 255.0], "color": "RGB",
                   "resize_short": info.get("resize_short", min(height, width)),
+                  "prepared_short_side": info.get("prepared_short_side"),
                   "resize": f"{info['resize']} to {height}x{width} (done by the caller)",
                   "normalisation": "inside the model: pass raw pixels "
                                    f"(backbone preprocessing '{info['model_normalisation']}')"},
@@ -131,7 +134,8 @@ def export_tflite(saved_model_path: str, tflite_path: str, quantization: str = "
                              "training images to calibrate the activation ranges.")
         size = tuple(info["input_size"])
         representative = lambda: calibration_batches(  # noqa: E731
-            representative_data, size, num_calibration, info.get("resize_short"))
+            representative_data, size, num_calibration, info.get("resize_short"),
+            info.get("prepared_short_side"))
     with warnings.catch_warnings():
         # int8 calibration runs TF's own (deprecated) interpreter inside the converter; we
         # run models with ai_edge_litert, so its deprecation notice is not for our users.

@@ -1,8 +1,9 @@
 """Export a training workdir: what `training/export.py` and the end of `fit` call.
 
 The workdir (`keras_attnpool.workdir`) gives the trained model, its class names and the
-resolved config; the served preprocessing is the evaluation's (`config.resize_short`, then
-the centre crop), so what is served is what was evaluated. int8 calibration images come
+resolved config; the served preprocessing is the evaluation's (a larger image first shrunk
+to the records' `config.short_side` as `prepare` did, then `config.resize_short` and the
+centre crop), so what is served is what was evaluated. int8 calibration images come
 from the config's `records_dir` `train-*.tfrecord` shards (the first frame of each record,
 read from all shards in turn so that every class is seen).
 """
@@ -95,7 +96,8 @@ def export_run(run: TrainedRun, export_dir: str, version: Optional[int] = None,
     """The SavedModel of a trained run, served with the evaluation's preprocessing."""
     return export_saved_model(run.model, export_dir, run.class_names, version,
                               overwrite=overwrite, multi_label=run.config.multi_label,
-                              resize_short=run.config.resize_short)
+                              resize_short=run.config.resize_short,
+                              prepared_short_side=run.config.short_side)
 
 
 def _register(export_dir: str) -> Optional[str]:

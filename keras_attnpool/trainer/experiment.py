@@ -121,7 +121,8 @@ def train(config: ExperimentConfig, num_classes: int, strategy: tf.distribute.St
 def evaluate(config: ExperimentConfig, model: keras.Model, class_names: list,
              workdir: Optional[Workdir] = None, batch_size: int = 8) -> dict:
     """Scores the single-frame `model` on the test split of the config's records with the
-    dataset's protocol; writes metrics.json and per_class.csv into `workdir` when given.
+    dataset's protocol; writes metrics.json, per_class.csv and predictions.csv into
+    `workdir` when given.
 
     Raises:
         ValueError: the records' manifest lists other classes than `class_names` (scoring
@@ -139,12 +140,13 @@ def evaluate(config: ExperimentConfig, model: keras.Model, class_names: list,
                                  resize_short=config.resize_short,
                                  image_mode=not config.is_video, fold_frames=True,
                                  multi_label=config.multi_label)
-    _, logits, labels = evaluation.predict_per_video(model, data)
+    video_ids, logits, labels = evaluation.predict_per_video(model, data)
     result, rows = evaluation.score(logits, labels, class_names, config.multi_label)
     result["protocol"] = {"test_frames": config.test_frames if config.is_video else 1,
                           "views": config.eval_views, "split": config.split}
     if workdir is not None:
         workdir.write_metrics(result, rows)
+        workdir.write_predictions(video_ids, logits, labels, class_names)
     return result
 
 

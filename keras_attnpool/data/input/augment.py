@@ -300,6 +300,21 @@ def resize_short_side(frames: tf.Tensor, short_side: int) -> tf.Tensor:
     return tf.image.resize(frames, size)
 
 
+def crop_at(frames: tf.Tensor, fy: float, fx: float, crop_height: int,
+            crop_width: int) -> tf.Tensor:
+    """The crop_height x crop_width window of frames [..., H, W, 3] at fractions (fy, fx)
+    of the free space: offsets round(f * free), halves to even as `tf.round` does, so
+    (0.5, 0.5) is the centre crop. The one crop-position rule: the evaluation views and
+    the served centre crop (`keras_attnpool.export.preprocessing`) both take it from here.
+    """
+    shape = tf.shape(frames)
+    free_y, free_x = shape[-3] - crop_height, shape[-2] - crop_width
+    y = tf.cast(tf.round(fy * tf.cast(free_y, tf.float32)), tf.int32)
+    x = tf.cast(tf.round(fx * tf.cast(free_x, tf.float32)), tf.int32)
+    crop = frames[..., y:y + crop_height, x:x + crop_width, :]
+    return tf.ensure_shape(crop, frames.shape[:-3] + (crop_height, crop_width, 3))
+
+
 def eval_views(frames: tf.Tensor, crop_size: int, resize_short: int,
                views: str = "center") -> tf.Tensor:
     """Evaluation crops of frames [T, H, W, 3]: float32 [V, T, crop_size, crop_size, 3].
@@ -312,16 +327,9 @@ def eval_views(frames: tf.Tensor, crop_size: int, resize_short: int,
                          f"({resize_short})")
     positions, flip = _views(views)
     resized = resize_short_side(tf.cast(frames, tf.float32), resize_short)
-    shape = tf.shape(resized)
-    free_y, free_x = shape[1] - crop_size, shape[2] - crop_size
     if positions == "three":
         positions = ((0.5, 0.5), (0.0, 0.0), (1.0, 1.0))
-    crops = []
-    for fy, fx in positions:
-        y = tf.cast(tf.round(fy * tf.cast(free_y, tf.float32)), tf.int32)
-        x = tf.cast(tf.round(fx * tf.cast(free_x, tf.float32)), tf.int32)
-        crop = resized[:, y:y + crop_size, x:x + crop_size, :]
-        crops.append(tf.ensure_shape(crop, [None, crop_size, crop_size, 3]))
+    crops = [crop_at(resized, fy, fx, crop_size, crop_size) for fy, fx in positions]
     if flip:
         crops += [tf.reverse(crop, axis=[2]) for crop in crops]
     return tf.stack(crops)
