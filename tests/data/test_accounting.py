@@ -74,16 +74,19 @@ def manifest_of(folder):
 def test_reader_skips_a_link_loop_alone_and_keeps_its_folder(tmp_path, hmdb51_tree):
     root = hmdb51_tree(tmp_path / "hmdb51", {
         "brush_hair": [("a.avi", 1, "video"), ("b.avi", 1, "video"), ("c.avi", 2, "video"),
-                       ("x.avi", 1, "loop"), ("y.avi", "unlisted", "loop")],
+                       ("x.avi", 1, "loop"), ("y.avi", "unlisted", "loop"),
+                       ("u.avi", 0, "video"), ("u.avi", 0, "video")],  # lines 5, 6: unused
         "cartwheel": [("d.avi", 1, "video"), ("e.avi", 2, "video")]})
     spec = read_hmdb51(str(root))
     assert spec.class_counts("train") == {"brush_hair": 2, "cartwheel": 1}
     assert spec.class_counts("test") == {"brush_hair": 1, "cartwheel": 1}
-    reasons = {(os.path.basename(s.path), s.reason, s.line, s.split, s.label, s.listed)
-               for s in spec.skipped}
-    assert reasons == {("x.avi", f"cannot read ({LOOP})", 4, "train", 0, True),
-                       ("y.avi", f"not listed in the split file; cannot read ({LOOP})",
-                        None, None, None, False)}
+    reasons = {(os.path.basename(s.path), s.reason.split(" (")[0], s.line, s.split, s.label,
+                s.listed) for s in spec.skipped}
+    assert reasons == {("x.avi", "cannot read", 4, "train", 0, True),
+                       ("y.avi", "not listed in the split file; cannot read", None, None,
+                        None, False),
+                       ("u.avi", "duplicate entry", 6, None, 0, False)}  # in no split
+    assert f"cannot read ({LOOP})" in {s.reason for s in spec.skipped}
     assert spec.listed() == {"train": 4, "test": 2}
     with pytest.raises(DatasetError, match=r"brush_hair_test_split1.txt, line 4: cannot read"):
         read_hmdb51(str(root), on_error="fail")
@@ -282,3 +285,16 @@ def test_split_file_for_a_class_without_folder_names_it(tmp_path, write_video):
     assert (swim.line, swim.split, swim.label, swim.listed) == (3, "train", None, True)
     assert swim.reason == "unknown class 'swim' (no such class folder)"
     assert spec.listed() == {"train": 2, "test": 1}
+
+
+def test_fit_resolves_the_records_dir_next_to_the_class_folders(tmp_path):
+    from keras_attnpool.trainer.config import ExperimentConfig, resolve
+
+    (tmp_path / "clips" / "jump").mkdir(parents=True)
+    (tmp_path / "hmdb51").mkdir()
+    folders = resolve(ExperimentConfig(dataset="video_folder", data_dir=str(tmp_path / "clips"),
+                                       augment_on="cpu"))
+    assert folders.records_dir == str(tmp_path / "clips.prepared" / "split1")
+    released = resolve(ExperimentConfig(dataset="hmdb51", data_dir=str(tmp_path / "hmdb51"),
+                                        split=2, augment_on="cpu"))
+    assert released.records_dir == str(tmp_path / "hmdb51" / "prepared" / "split2")

@@ -26,6 +26,7 @@ the official files list every video.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -136,4 +137,7 @@ def read_hmdb51(data_dir: str, split: int = 1, *, on_error: str = "skip",
     used = [e for e in kept if e.split != "unused"]
     samples = build_samples(used, videos_dir, ("train", "test"), reporter, keypoints_dir)
     info = {"split": split, "unused": len(kept) - len(used), **info_counts(samples)}
-    return DatasetSpec("hmdb51", data_dir, classes, samples, reporter.skipped, info=info)
+    # A value-0 line names no sample of this split: its problems count toward no split.
+    skipped = [dataclasses.replace(s, split=None, listed=False) if s.split == "unused" else s
+               for s in reporter.skipped]
+    return DatasetSpec("hmdb51", data_dir, classes, samples, skipped, info=info)
