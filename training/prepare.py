@@ -160,10 +160,13 @@ def _not_ok_message(manifest: dict, limit: float) -> str:
     if bad:
         parts.append(f"too many listed samples not prepared ({bad}; limit "
                      f"--max_failure_fraction={limit:g})")
-    lost = [f"'{c['class']}' ({c['split']}: 0 of {c['listed']})" if c["split"] else
-            f"'{c['class']}' (no samples listed)" for c in manifest["lost_classes"]]
+    lost: dict = {}
+    for c in manifest["lost_classes"]:
+        lost.setdefault(c["class"], []).append(
+            f"{c['split']}: 0 of {c['listed']}" if c["split"] else "no sample listed")
     if lost:
-        parts.append(f"classes without records: {', '.join(lost)}")
+        parts.append("classes without records: " + ", ".join(
+            f"'{name}' ({', '.join(where)})" for name, where in lost.items()))
     return ("; ".join(parts) + "; everything else was written, see skipped in manifest.json; "
             "fix those files and rerun with --overwrite")
 

@@ -88,6 +88,10 @@ def test_reader_skips_a_link_loop_alone_and_keeps_its_folder(tmp_path, hmdb51_tr
                        ("u.avi", "duplicate entry", 6, None, 0, False)}  # in no split
     assert f"cannot read ({LOOP})" in {s.reason for s in spec.skipped}
     assert spec.listed() == {"train": 4, "test": 2}
+    with pytest.raises(DatasetError, match=r"brush_hair_test_split1.txt, line 6: duplicate"):
+        read_hmdb51(str(root), on_error="fail")  # lines are checked before files
+    write_lines(root / HMDB51_SPLITS / "brush_hair_test_split1.txt",
+                ["a.avi 1 ", "b.avi 1 ", "c.avi 2 ", "x.avi 1 ", "u.avi 0 "])
     with pytest.raises(DatasetError, match=r"brush_hair_test_split1.txt, line 4: cannot read"):
         read_hmdb51(str(root), on_error="fail")
 

@@ -15,8 +15,9 @@ Resumable and idempotent (see `prepare.output` for the files): shards are writte
 temporary name and renamed when complete, so a reader's `*.tfrecord` glob never sees half a
 shard. A rerun after a crash, Ctrl-C or SIGKILL writes only the missing shards; a rerun
 after success writes nothing and says so (only the manifest, when what the reader skipped
-changed without the samples, or it was written before the manifest's `accounting`); a rerun with other settings (or after the
-dataset's files changed) into the same folder raises `OutputDirError` unless `overwrite`.
+changed without the samples, or it was written before the manifest's `accounting`); a
+rerun with other settings (or after the dataset's files changed) into the same folder
+raises `OutputDirError` unless `overwrite`.
 
 Bad files: with `on_error="skip"` (default) every file that fails is listed in `skipped`
 with its reason, everything else is written, and every sample the dataset's files list is
