@@ -12,8 +12,6 @@ import csv
 import glob
 import json
 import os
-import subprocess
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,7 +24,8 @@ from keras_attnpool.data.synthetic.demo import make_demo_dataset  # noqa: E402
 from keras_attnpool.export import load_interpreter, run_tflite  # noqa: E402
 from keras_attnpool.export.preprocessing import resize_and_centre_crop  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tools import run_tool  # noqa: E402
+
 IMAGE_SIZE = 32
 TEST_FRAMES = 3
 # The evaluation runs 8 clips' frames per batch, the signatures other batch sizes: float32
@@ -36,14 +35,6 @@ SERVED_ATOL = 1e-5
 TFLITE_ATOL = 1e-4
 
 
-def _run(script, *flags):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "training", script), *flags],
-                            capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("seams")
@@ -51,12 +42,12 @@ def run(tmp_path_factory):
                              num_frames=6, test_fraction=0.5)
     workdir, records = root / "run", root / "records"
     # fit prepares the records, trains, evaluates (predictions.csv); export.py exports.
-    _run("fit.py", "--dataset=hmdb51", f"--data_dir={data}", f"--records_dir={records}",
-         f"--workdir={workdir}", "--backbone=tiny", f"--image_size={IMAGE_SIZE}",
-         "--steps=20", "--batch_size=4", f"--test_frames={TEST_FRAMES}", "--workers=0",
-         "--noexport")
-    _run("export.py", f"--workdir={workdir}", f"--export_dir={root / 'savedmodels' / 'm'}",
-         "--tflite=float")
+    run_tool("fit.py", "--dataset=hmdb51", f"--data_dir={data}", f"--records_dir={records}",
+             f"--workdir={workdir}", "--backbone=tiny", f"--image_size={IMAGE_SIZE}",
+             "--steps=20", "--batch_size=4", f"--test_frames={TEST_FRAMES}", "--workers=0",
+             "--noexport")
+    run_tool("export.py", f"--workdir={workdir}", f"--export_dir={root / 'savedmodels' / 'm'}",
+             "--tflite=float")
     return {"workdir": workdir, "records": records,
             "saved_model": root / "savedmodels" / "m" / "1",
             "tflite": root / "savedmodels" / "m" / "tflite" / "1" / "model_float.tflite"}

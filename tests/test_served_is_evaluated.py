@@ -8,8 +8,6 @@ the demo's videos, which are in the HMDB51 layout.
 
 import json
 import os
-import subprocess
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,16 +20,9 @@ import keras_attnpool.models  # noqa: E402,F401  registers the layers for load_m
 from keras_attnpool.data.input import augment  # noqa: E402
 from keras_attnpool.data.synthetic.demo import make_demo_dataset  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tools import run_tool  # noqa: E402
+
 IMAGE_SIZE = 32
-
-
-def _run(script, *flags):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "training", script), *flags],
-                            capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +31,10 @@ def exports(tmp_path_factory):
     data = make_demo_dataset(str(root / "data"), num_classes=3, clips_per_class=4,
                              num_frames=6, test_fraction=0.5)
     workdir = root / "run"
-    _run("fit.py", "--dataset=hmdb51", f"--data_dir={data}", f"--records_dir={root / 'rec'}",
-         f"--workdir={workdir}", "--backbone=tiny", f"--image_size={IMAGE_SIZE}", "--steps=2",
-         "--batch_size=4", "--test_frames=2", "--workers=0")
-    _run("export.py", f"--workdir={workdir}", f"--export_dir={root / 'savedmodels' / 'm'}")
+    run_tool("fit.py", "--dataset=hmdb51", f"--data_dir={data}", f"--records_dir={root / 'rec'}",
+             f"--workdir={workdir}", "--backbone=tiny", f"--image_size={IMAGE_SIZE}", "--steps=2",
+             "--batch_size=4", "--test_frames=2", "--workers=0")
+    run_tool("export.py", f"--workdir={workdir}", f"--export_dir={root / 'savedmodels' / 'm'}")
     return workdir, workdir / "export" / "1", root / "savedmodels" / "m" / "1"
 
 

@@ -1,0 +1,16 @@
+"""Running the command-line tools in training/ as real processes, for the end-to-end tests."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_tool(script: str, *flags: str) -> subprocess.CompletedProcess:
+    """Runs `training/<script>` with `flags`; fails the test unless it exits 0."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "training", script), *flags],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
