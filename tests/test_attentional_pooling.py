@@ -209,7 +209,9 @@ def test_attention_maps_traced_with_unknown_sizes(shape):
     unknown = tf.TensorSpec((None,) * (len(shape) - 1) + (8,), tf.float32)
     traced = tf.function(layer.attention_maps, input_signature=[unknown])
     for key, expected in layer.attention_maps(features).items():
-        np.testing.assert_allclose(traced(tf.constant(features))[key], expected, rtol=1e-6)
+        # Traced and eager kernels may sum in another order: float32 rounding only.
+        np.testing.assert_allclose(traced(tf.constant(features))[key], expected, rtol=1e-5,
+                                   atol=1e-6)
     with pytest.raises(ValueError, match="axis -1 of input shape to have value 8"):
         tf.function(layer.attention_maps).get_concrete_function(
             tf.TensorSpec((None, None, None, 6), tf.float32))

@@ -197,6 +197,7 @@ def test_pose_attention_trains_on_clips_with_keypoints(demo_dir, tmp_path):
 
 
 def test_records_changed_under_their_index_end_in_one_line(demo_dir, tmp_path):
+    from keras_attnpool.data.input import indexed
     from keras_attnpool.data.records import frame_index
 
     records = tmp_path / "records"
@@ -206,7 +207,7 @@ def test_records_changed_under_their_index_end_in_one_line(demo_dir, tmp_path):
     shard = sorted(records.glob("train-*.tfrecord"))[0]
     data = bytearray(shard.read_bytes())
     for entry in frame_index.index_entries([bytes(r) for r in _records(shard)]):
-        parsed = frame_index.parse_index_entry(entry)
+        parsed = indexed.parse_index_entry(entry)
         for offset in parsed["frame_offsets"].numpy():
             data[offset:offset + 2] = b"\x00\x00"
     shard.write_bytes(bytes(data))

@@ -21,7 +21,8 @@ _DATASET = flags.DEFINE_string("dataset", "demo", f"One of: {', '.join(DATASETS)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The dataset's folder (demo: where to make it).")
 _SPLIT = flags.DEFINE_integer("split", 1, "Official split (hmdb51, ucf101: 1, 2 or 3).")
 _RECORDS_DIR = flags.DEFINE_string("records_dir", None,
-                                   "Prepared records (default: DATA_DIR/prepared/splitN).")
+                                   "Prepared records (default: DATA_DIR/prepared/splitN; for "
+                                   "image_folder and video_folder DATA_DIR.prepared/splitN).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (default: workdir/DATASET_HEAD).")
 _BACKBONE = flags.DEFINE_string("backbone", None, "A name from list_backbones().")
 _HEAD = flags.DEFINE_string("head", "attention", "Pooling head: a name of "

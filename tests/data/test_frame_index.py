@@ -13,6 +13,7 @@ from test_pipeline import identify, jpeg, train, write_shards  # noqa: E402
 from keras_attnpool.data.input import pipeline, sampling, sources  # noqa: E402
 from keras_attnpool.data.input.errors import input_error_message  # noqa: E402
 from keras_attnpool.data.input.train import batch_uniforms  # noqa: E402
+from keras_attnpool.data.input import indexed  # noqa: E402
 from keras_attnpool.data.records import frame_index  # noqa: E402
 from keras_attnpool.data.records.schema import parse_example  # noqa: E402
 
@@ -43,7 +44,7 @@ def test_entries_point_at_the_jpeg_bytes_of_every_frame(tmp_path):
         assert len(entries) == len(records) > 0
         for serialized, entry in zip(records, entries):
             frames = parse_example(serialized)["frames"].numpy().tolist()
-            parsed = frame_index.parse_index_entry(entry)
+            parsed = indexed.parse_index_entry(entry)
             offsets = parsed["frame_offsets"].numpy().tolist()
             lengths = parsed["frame_lengths"].numpy().tolist()
             assert len(offsets) == len(lengths) == len(frames)
@@ -55,7 +56,7 @@ def test_an_entry_is_its_record_without_the_frames(tmp_path):
     records = list(tf.data.TFRecordDataset(files[0]))
     entries = list(tf.data.TFRecordDataset(frame_index.index_path(files[0])))
     for serialized, entry in zip(records, entries):
-        record, parsed = parse_example(serialized), frame_index.parse_index_entry(entry)
+        record, parsed = parse_example(serialized), indexed.parse_index_entry(entry)
         assert set(parsed) == set(record) - {"frames"} | {"frame_offsets", "frame_lengths"}
         for key in ("video_id", "label", "labels", "num_frames", "fps", "height", "width"):
             np.testing.assert_array_equal(parsed[key].numpy(), record[key].numpy())
@@ -70,7 +71,7 @@ def test_indexed_reading_touches_only_the_sampled_bytes(tmp_path):
     chosen = sampling.segment_indices_from_uniforms(
         n, batch_uniforms(seed, 0, 1, 3)[0, :3]).numpy()
     files = write_shards(tmp_path, [(n, 0)], index=True)
-    entry = frame_index.parse_index_entry(
+    entry = indexed.parse_index_entry(
         next(iter(tf.data.TFRecordDataset(frame_index.index_path(files[0])))))
     data = bytearray(open(files[0], "rb").read())
     for t, (offset, length) in enumerate(zip(entry["frame_offsets"].numpy(),
@@ -109,13 +110,13 @@ def test_indexed_and_whole_records_give_the_same_batches(tmp_path):
 
 def test_a_batch_read_gives_each_rows_frames_from_its_own_shard(tmp_path):
     files = write_shards(tmp_path, mixed_videos() * 2, shards=2, index=True)
-    entries = {f: [frame_index.parse_index_entry(e) for e in
+    entries = {f: [indexed.parse_index_entry(e) for e in
                    tf.data.TFRecordDataset(frame_index.index_path(f))] for f in files}
     rows = [(files[1], 1, [0, 2]), (files[0], 1, [2, 0]), (files[1], 2, [1, 1])]
     offsets = [tf.gather(entries[f][r]["frame_offsets"], t) for f, r, t in rows]
     lengths = [tf.gather(entries[f][r]["frame_lengths"], t) for f, r, t in rows]
-    batch = frame_index.read_frame_batch(tf.constant([f for f, _, _ in rows]),
-                                         tf.stack(offsets), tf.stack(lengths)).numpy()
+    batch = indexed.read_frame_batch(tf.constant([f for f, _, _ in rows]),
+                                     tf.stack(offsets), tf.stack(lengths)).numpy()
     assert batch.shape == (3, 2)
     for (f, r, t), got in zip(rows, batch):
         record = parse_example(list(tf.data.TFRecordDataset(f))[r])

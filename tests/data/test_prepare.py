@@ -29,6 +29,7 @@ from keras_attnpool.data.prepare.run import PrepareError, prepare_dataset  # noq
 from keras_attnpool.data.prepare.pool import WorkerPool  # noqa: E402
 from keras_attnpool.data.prepare.worker import (  # noqa: E402
     ConvertSettings, Job, Serialized, convert_sample, unspool)
+from keras_attnpool.data.input import indexed  # noqa: E402
 from keras_attnpool.data.records import frame_index  # noqa: E402
 from keras_attnpool.data.records.schema import encode_example, parse_example  # noqa: E402
 
@@ -233,7 +234,7 @@ def test_every_shard_gets_a_frame_index_and_a_lost_one_is_rebuilt(hmdb51, tmp_pa
         records = list(tf.data.TFRecordDataset(str(shard)))
         assert len(entries) == len(records)
         for entry, serialized in zip(entries, records):
-            entry = frame_index.parse_index_entry(entry)
+            entry = indexed.parse_index_entry(entry)
             frames = parse_example(serialized)["frames"].numpy().tolist()
             assert [data[o:o + n] for o, n in zip(entry["frame_offsets"].numpy(),
                                                   entry["frame_lengths"].numpy())] == frames

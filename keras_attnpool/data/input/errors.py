@@ -14,7 +14,7 @@ def input_error_message(error: BaseException) -> Optional[str]:
     if not isinstance(error, tf.errors.OpError) or "Iterator" not in str(error):
         return None
     text = str(error)
-    # A message of ours, raised in a tf.numpy_function (records.frame_index.read_frames).
+    # A message of ours, raised in a tf.numpy_function (input.indexed.read_frames).
     ours = re.findall(r"^(?:ValueError|OSError): (.+)$", text, flags=re.M)
     if ours:
         return ours[-1].strip()

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from keras_attnpool.data.input import sampling
 from keras_attnpool.data.input.files import pipeline_files
-from keras_attnpool.data.records import frame_index
+from keras_attnpool.data.input import indexed
 from keras_attnpool.data.records.schema import CONTEXT_SPEC, SEQUENCE_SPEC, parse_example
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -143,26 +143,26 @@ class IndexedShards(RecordSource):
         self.in_memory = in_memory
 
     def _open(self, shard: tf.Tensor) -> tf.data.Dataset:
-        return tf.data.TFRecordDataset(tf.strings.join([shard, frame_index.INDEX_SUFFIX]))
+        return tf.data.TFRecordDataset(tf.strings.join([shard, indexed.INDEX_SUFFIX]))
 
     def parse(self, serialized: tf.Tensor, keypoints: bool = False) -> dict:
-        return frame_index.parse_index_entry(serialized, keypoints=keypoints)
+        return indexed.parse_index_entry(serialized, keypoints=keypoints)
 
     def parse_batch(self, serialized: tf.Tensor, keypoints: bool) -> dict:
         # `frame_offsets`, `frame_lengths` ragged [B, (num_frames)].
-        sequence_spec = dict(frame_index.INDEX_SEQUENCE_SPEC) if keypoints else {}
+        sequence_spec = dict(indexed.INDEX_SEQUENCE_SPEC) if keypoints else {}
         context, sequence, _ = tf.io.parse_sequence_example(
-            serialized, context_features=frame_index.INDEX_CONTEXT_SPEC,
+            serialized, context_features=indexed.INDEX_CONTEXT_SPEC,
             sequence_features=sequence_spec)
         return {**context, **sequence}
 
     def frames(self, shard: tf.Tensor, record: dict, indices: tf.Tensor) -> tf.Tensor:
-        return frame_index.read_frames(shard, tf.gather(record["frame_offsets"], indices),
-                                       tf.gather(record["frame_lengths"], indices),
-                                       indices.shape[0])
+        return indexed.read_frames(shard, tf.gather(record["frame_offsets"], indices),
+                                   tf.gather(record["frame_lengths"], indices),
+                                   indices.shape[0])
 
     def frame_batch(self, shards: tf.Tensor, records: dict, indices: tf.Tensor) -> tf.Tensor:
-        return frame_index.read_frame_batch(
+        return indexed.read_frame_batch(
             shards, _gather_rows(records["frame_offsets"], indices),
             _gather_rows(records["frame_lengths"], indices))
 
@@ -178,7 +178,7 @@ class IndexedShards(RecordSource):
         INDEX_IN_MEMORY_BYTES."""
         if self.in_memory is not None:
             return bool(self.in_memory)
-        size = sum(tf.io.gfile.stat(frame_index.index_path(f)).length for f in self.files)
+        size = sum(tf.io.gfile.stat(indexed.index_path(f)).length for f in self.files)
         return size <= INDEX_IN_MEMORY_BYTES
 
     def _in_memory(self, seed: Optional[int], repeat: bool) -> tf.data.Dataset:
@@ -187,7 +187,7 @@ class IndexedShards(RecordSource):
         only approximate)."""
         shards, entries = [], []
         for shard in self.files:
-            for chunk in tf.data.TFRecordDataset(frame_index.index_path(shard)).batch(4096):
+            for chunk in tf.data.TFRecordDataset(indexed.index_path(shard)).batch(4096):
                 chunk = chunk.numpy().tolist()
                 entries += chunk
                 shards += [shard] * len(chunk)
@@ -205,9 +205,9 @@ def record_source(files: Sequence[str], use_index: Optional[bool] = None,
     requires one), else `WholeRecords`."""
     if use_index is False:
         return WholeRecords(files)
-    missing = [f for f in files if not frame_index.has_index(f)]
+    missing = [f for f in files if not indexed.has_index(f)]
     if use_index and missing:
-        raise FileNotFoundError(f"{frame_index.index_path(missing[0])}: no frame index "
+        raise FileNotFoundError(f"{indexed.index_path(missing[0])}: no frame index "
                                 "(rerun training/prepare.py, which writes it, or pass "
                                 "use_index=False to read whole records)")
     return WholeRecords(files) if missing else IndexedShards(files, index_in_memory)

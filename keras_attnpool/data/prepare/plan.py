@@ -27,7 +27,7 @@ from keras_attnpool.data.datasets import (
     CLASS_FOLDER_DATASETS, DatasetSpec, Sample, get_reader)
 from keras_attnpool.data.datasets.common import check_on_error
 from keras_attnpool.data.prepare.output import FORMAT
-from keras_attnpool.data.records.schema import shard_name
+from keras_attnpool.data.records.tfrecord import shard_name
 
 DEFAULT_SHORT_SIDE = {"video": video.DEFAULT_SHORT_SIDE, "image": 480}
 DEFAULT_SHARD_SIZE = {"video": 64, "image": 1024}

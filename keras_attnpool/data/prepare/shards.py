@@ -48,7 +48,7 @@ from keras_attnpool.data.prepare import accounting
 from keras_attnpool.data.prepare.output import FORMAT, JSON_INDENT, OutputDir
 from keras_attnpool.data.prepare.worker import Failed
 from keras_attnpool.data.records import frame_index
-from keras_attnpool.data.records.schema import write_tfrecord
+from keras_attnpool.data.records.tfrecord import write_tfrecord
 from keras_attnpool.files import atomic_write, write_json
 
 logger = logging.getLogger("keras_attnpool.data.prepare")

@@ -19,33 +19,19 @@ verbatim inside the serialised SequenceExample. `prepare` writes the index next 
 (and adds it to shards prepared before indexes existed); `write_index` builds it for any
 shard of `records.schema` records.
 
-The pipelines read frames with `read_frames` and `read_frame_batch` (positioned reads,
-`os.pread`, in a `tf.numpy_function`; training reads a whole batch's frames in one call).
-Records read this way skip TFRecord's checksum, so every frame read is checked to start
-with a JPEG start-of-image marker: an index that does not match its shard (a shard
-replaced after prepare) fails with a message naming both files.
+This module writes indexes without TensorFlow (`prepare` loads none);
+`keras_attnpool.data.input.indexed` parses them and reads the frames they point at.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, Sequence
-
-import numpy as np
-import tensorflow as tf
+from typing import Sequence
 
 from keras_attnpool.data.records import proto
-from keras_attnpool.data.records.schema import CONTEXT_SPEC, SEQUENCE_SPEC, write_tfrecord
+from keras_attnpool.data.records.tfrecord import data_offsets, read_tfrecord, write_tfrecord
 
 INDEX_SUFFIX = ".index"
-# TFRecord framing: uint64 length + uint32 masked CRC of the length, data, uint32 CRC.
-_HEADER_BYTES, _FOOTER_BYTES = 12, 4
-_JPEG_START = b"\xff\xd8"
-
-INDEX_CONTEXT_SPEC = {**CONTEXT_SPEC,
-                      "frame_offsets": tf.io.RaggedFeature(tf.int64),
-                      "frame_lengths": tf.io.RaggedFeature(tf.int64)}
-INDEX_SEQUENCE_SPEC = {"keypoints": SEQUENCE_SPEC["keypoints"]}
 
 
 def index_path(shard: str) -> str:
@@ -61,18 +47,10 @@ def _entry(base: proto.SequenceExample, offsets: Sequence[int],
     return proto.serialize(base)
 
 
-def _data_offsets(record_lengths: Iterable[int]) -> Iterator[int]:
-    """Where the data of each record of an uncompressed TFRecord file starts."""
-    position = 0
-    for length in record_lengths:
-        yield position + _HEADER_BYTES
-        position += _HEADER_BYTES + length + _FOOTER_BYTES
-
-
 def index_entries(records: Sequence[bytes]) -> list[bytes]:
     """Index entries of the serialised records of one TFRecord file, in file order."""
     entries = []
-    for record, start in zip(records, _data_offsets(map(len, records))):
+    for record, start in zip(records, data_offsets(map(len, records))):
         example = proto.SequenceExample.FromString(record)
         jpegs = [f.bytes_list.value[0]
                  for f in example.feature_lists.feature_list["frames"].feature]
@@ -86,7 +64,7 @@ def entries_from_parts(parts: Sequence[proto.RecordParts]) -> list[bytes]:
     """Index entries from what serialising the records gave (`proto.RecordParts`,
     in file order), without reading the records again."""
     entries = []
-    for part, start in zip(parts, _data_offsets(p.record_length for p in parts)):
+    for part, start in zip(parts, data_offsets(p.record_length for p in parts)):
         entries.append(_entry(proto.SequenceExample.FromString(part.base),
                               [start + p for p in part.frame_positions],
                               part.frame_lengths))
@@ -99,80 +77,12 @@ def write_index(shard: str, records: Sequence[bytes] | None = None,
 
     `entries` are written as given; else they are made from `records`, the shard's
     records when the caller still holds them; else the shard is read (its checksums
-    verified by TensorFlow's reader).
+    verified).
     """
     if entries is None:
         if records is None:
-            records = [r.numpy() for r in tf.data.TFRecordDataset(os.fspath(shard))]
+            records = list(read_tfrecord(shard))
         entries = index_entries(records)
     path = index_path(shard) if path is None else path
     write_tfrecord(path, entries)
     return path
-
-
-def has_index(shard: str) -> bool:
-    return tf.io.gfile.exists(index_path(shard))
-
-
-def parse_index_entry(serialized: tf.Tensor, keypoints: bool = True) -> dict:
-    """Parses an index entry: `parse_example`'s dict with `frame_offsets` and
-    `frame_lengths` (int64 [T]) in place of `frames`."""
-    context, sequence = tf.io.parse_single_sequence_example(
-        serialized, context_features=INDEX_CONTEXT_SPEC,
-        sequence_features=INDEX_SEQUENCE_SPEC if keypoints else {})
-    return {**context, **sequence}
-
-
-def _read_ranges(shard: bytes, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The byte ranges of `shard` as an object array of bytes (each must start a JPEG)."""
-    name = shard.decode("utf-8")
-    out = []
-    if "://" in name:  # a remote file system (gs://, s3://...): tf.io.gfile seeks and reads
-        with tf.io.gfile.GFile(name, "rb") as f:
-            for offset, length in zip(offsets.tolist(), lengths.tolist()):
-                f.seek(offset)
-                out.append(f.read(length))
-    else:
-        fd = os.open(name, os.O_RDONLY)
-        try:
-            out = [os.pread(fd, length, offset)
-                   for offset, length in zip(offsets.tolist(), lengths.tolist())]
-        finally:
-            os.close(fd)
-    for data, offset, length in zip(out, offsets.tolist(), lengths.tolist()):
-        if len(data) != length or not data.startswith(_JPEG_START):
-            raise ValueError(
-                f"{name}: no JPEG at byte {offset} (length {length}), where "
-                f"{index_path(name)} puts a frame: the shard changed after its index was "
-                "written, or the record holds a frame that is not a JPEG. Delete the "
-                ".index file (training/prepare.py writes it again; without it the "
-                "pipelines read whole records)")
-    return np.array(out, dtype=object)
-
-
-def read_frames(shard: tf.Tensor, offsets: tf.Tensor, lengths: tf.Tensor,
-                count: int | None = None) -> tf.Tensor:
-    """The JPEGs at `offsets` / `lengths` (int64 [k]) of `shard`: tf.string [k]."""
-    frames = tf.numpy_function(_read_ranges, [shard, offsets, lengths], tf.string,
-                               stateful=False, name="read_frames")
-    return tf.ensure_shape(frames, [count])
-
-
-def _read_batch(shards: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Row b: the byte ranges offsets[b] / lengths[b] of shards[b]; each shard opened once."""
-    out = np.empty(offsets.shape, dtype=object)
-    rows_of = {}
-    for row, shard in enumerate(shards.tolist()):
-        rows_of.setdefault(shard, []).append(row)
-    for shard, rows in rows_of.items():
-        out[rows] = _read_ranges(shard, offsets[rows].ravel(),
-                                 lengths[rows].ravel()).reshape(len(rows), -1)
-    return out
-
-
-def read_frame_batch(shards: tf.Tensor, offsets: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-    """`read_frames` for a batch of clips in one call: shards tf.string [B], offsets and
-    lengths int64 [B, T] -> the JPEGs, tf.string [B, T]."""
-    frames = tf.numpy_function(_read_batch, [shards, offsets, lengths], tf.string,
-                               stateful=False, name="read_frame_batch")
-    return tf.ensure_shape(frames, offsets.shape)

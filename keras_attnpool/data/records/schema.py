@@ -17,7 +17,8 @@ Sequence features (one entry per stored frame):
     keypoints     float[] (num_people * 16 * 3) x, y, valid in stored-frame pixels, MPII
                           joint order; empty where no keypoints are known
 
-Shards are named `<split>-<index:05d>-of-<count:05d>.tfrecord` (TFRecord, uncompressed).
+Shards are named `<split>-<index:05d>-of-<count:05d>.tfrecord` (TFRecord, uncompressed;
+`tfrecord.shard_name`, `tfrecord.write_tfrecord`).
 `prepare` writes each shard's frame index next to it (`<shard>.index`, see `frame_index`).
 """
 
@@ -27,17 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_attnpool.data.records import proto
-
-
-def shard_name(split: str, index: int, count: int) -> str:
-    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
-
-
-def write_tfrecord(path: str, records: Sequence[bytes]) -> None:
-    """Writes serialised records to an uncompressed TFRecord file (shards and indexes)."""
-    with tf.io.TFRecordWriter(path) as writer:
-        for record in records:
-            writer.write(record)
+# The files' names and framing are written without TensorFlow (prepare loads none).
+from keras_attnpool.data.records.tfrecord import shard_name, write_tfrecord  # noqa: F401
 
 
 def encode_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
