@@ -8,14 +8,16 @@ one-line errors, exit codes and quiet start-up.
         cli.run(main)
 
 Bad flags and paths end the program with exit code 2 and one line on stderr naming the flag
-or file and what to do. TensorFlow's C++ runtime prints start-up lines (oneDNN, CUDA
-probing) straight to file descriptor 2 before TF_CPP_MIN_LOG_LEVEL applies;
+or file and what to do; so does a write that ran out of space (`files.DiskFullError`).
+TensorFlow's C++ runtime prints start-up lines (oneDNN, CUDA probing) straight to file
+descriptor 2 before TF_CPP_MIN_LOG_LEVEL applies;
 `quiet_native_logs` hides them while TensorFlow loads, so that the tools' own messages stand
 alone. Set KERAS_ATTNPOOL_VERBOSE=1 to see them.
 """
 
 import contextlib
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -115,7 +117,20 @@ def run(main) -> None:
 
     def quiet_main(argv):
         restore_stderr()
-        return main(argv)
+        try:
+            return main(argv)
+        except Exception as error:  # a write that ran out of space, wherever it was
+            from keras_attnpool import files
+
+            if isinstance(error, files.DiskFullError):
+                fail(error)
+            reason = files.out_of_space_reason(error)
+            if reason is None:
+                raise
+            paths = re.findall(r"(?:^|\s)(/[^\s;:]+)", str(error))
+            fail(f"{paths[0] if paths else 'a file'}: could not be written ({reason}); free "
+                 "space on that disk and rerun the same command: it goes on from what was "
+                 "finished")
 
     silence_native_logs()
     app.run(quiet_main, flags_parser=parse_flags)

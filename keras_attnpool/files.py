@@ -3,15 +3,53 @@
 Every write goes to a temporary name in the target's folder (`.<name>.tmp-<pid>`, so a glob
 such as `*.tfrecord` or `*.json` never matches it), is flushed to disk, then renamed over
 the target with `os.replace`. A failed write (a full disk, Ctrl-C) removes the temporary
-file and leaves the old target, if any, as it was.
+file and leaves the old target, if any, as it was; a write that ran out of space raises
+`DiskFullError`, one line naming the file, which the command-line tools print as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# As TensorFlow's C++ file writers report them, inside their own error messages.
+_NO_SPACE_REASONS = tuple(os.strerror(code) for code in _NO_SPACE_ERRNOS)
+
+
+class DiskFullError(OSError):
+    """A file could not be written for want of space (a full disk, a quota, a file size
+    limit); its message names the file and says what to do."""
+
+
+def out_of_space_reason(error: BaseException) -> str | None:
+    """The operating system's reason when `error` is a write that ran out of space (an
+    OSError, or a TensorFlow error whose message holds the reason), else None."""
+    if isinstance(error, OSError) and error.errno in _NO_SPACE_ERRNOS:
+        return os.strerror(error.errno)
+    text = str(error)
+    return next((reason for reason in _NO_SPACE_REASONS if reason in text), None)
+
+
+def disk_full(path: str, reason: str) -> DiskFullError:
+    """The error for `path`, which could not be written (nothing of it was kept)."""
+    return DiskFullError(
+        f"{path}: could not be written ({reason}); nothing of it was kept. Free space on "
+        f"that disk and rerun the same command: it goes on from what was finished")
+
+
+def remove_partial(path: str) -> None:
+    """Removes what a failed write left at `path` (a file or a folder), if anything."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
 
 
 def temporary_path(path: str, suffix: str = "") -> str:
@@ -27,17 +65,34 @@ def atomic_write(path: str, write: Callable[[str], None], suffix: str = "") -> N
     """
     temp = temporary_path(path, suffix)
     try:
-        write(temp)
-        if os.path.isfile(temp):  # a folder (a SavedModel) is renamed as it is
-            fd = os.open(temp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(temp, path)
-    finally:
-        if os.path.isfile(temp):
-            os.remove(temp)
+        with writing(path, leftovers=lambda: [temp]):
+            write(temp)
+            if os.path.isfile(temp):  # a folder (a SavedModel) is renamed as it is
+                fd = os.open(temp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(temp, path)
+    finally:  # also after Ctrl-C
+        remove_partial(temp)
+
+
+@contextlib.contextmanager
+def writing(path: str, leftovers: Callable[[], Iterable[str]] | None = None
+            ) -> Iterator[None]:
+    """Around writing `path`: when the write fails, what it left is removed (`path`, or
+    what `leftovers()` lists then), and a write that ran out of space raises
+    `DiskFullError` naming `path`."""
+    try:
+        yield
+    except Exception as error:
+        for partial in (leftovers() if leftovers is not None else [path]):
+            remove_partial(partial)
+        reason = out_of_space_reason(error)
+        if reason is not None:
+            raise disk_full(path, reason) from None
+        raise
 
 
 def write_bytes(path: str, data: bytes) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -143,21 +144,37 @@ def test_ctrl_c_saves_the_step_reached_and_says_how_to_resume(demo_dir, tmp_path
     assert not (workdir / "model.keras").exists()
 
 
+def test_a_full_disk_names_the_checkpoint_and_leaves_none_of_it(demo_dir, tmp_path):
+    from tools import file_size_limit  # tests/tools.py
+
+    workdir = tmp_path / "full"
+    flags = [f"--data_dir={demo_dir}", f"--workdir={workdir}", "--head=avg", *SMALL]
+    # Room for the records (a few kB a shard), the event file and labels, not for the tiny
+    # model's checkpoint (~3 MB).
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    full = subprocess.run([sys.executable, FIT, *flags], capture_output=True, text=True,
+                          env=env, timeout=600, preexec_fn=file_size_limit(1_000_000))
+    assert full.returncode == 2, full.stderr[-2000:]
+    assert "Traceback" not in full.stderr and len(full.stderr.strip().splitlines()) == 1
+    assert full.stderr.strip() == (
+        f"fit.py: error: {workdir}/checkpoints/ckpt-6: could not be written (File too "
+        "large); nothing of it was kept. Free space on that disk and rerun the same command: "
+        "it goes on from what was finished")
+    assert os.listdir(workdir / "checkpoints") == []
+    assert not (workdir / "model.keras").exists()
+    again = _run(FIT, *flags)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (workdir / "checkpoints" / "ckpt-6.index").is_file()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--dataset=kinetics"], "--dataset=kinetics: accepted values are demo, hmdb51"),
-    (["--dataset=hmdb51"], "--data_dir is required for --dataset=hmdb51"),
     (["--dataset=hmdb51", "--data_dir=/no/such/folder"], "--data_dir=/no/such/folder: no such"),
-    (["--dataset=hmdb51", "--data_dir=.", "--split=4"], "--split=4: hmdb51 has splits 1, 2 and 3"),
-    (["--head=max"], "--head=max: accepted values are attention"),
-    (["--backbone=resnet9"], "--backbone=resnet9: accepted values are"),
     (["--steps=abc"], "--steps"),
     (["--steps=0"], "--steps=0: must be >= 1"),
     (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=7"],
      "not divisible by the 2 replicas"),
-    (["--batch_size=10", "--accumulation_steps=4"],
-     "--batch_size=10: must be divisible by --accumulation_steps=4"),
     (["extra"], "unexpected arguments"),
-    (["--augment_on=gpu"], "--augment_on"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
     result = _run(FIT, *flags, f"--workdir={tmp_path / 'w'}")
@@ -165,6 +182,23 @@ def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"dataset": "hmdb51"}, "--data_dir is required for --dataset=hmdb51"),
+    ({"dataset": "hmdb51", "data_dir": ".", "split": 4}, "--split=4: hmdb51 has splits 1, 2 and 3"),
+    ({"head": "max"}, "--head=max: accepted values are attention"),
+    ({"backbone": "resnet9"}, "--backbone=resnet9: accepted values are"),
+    ({"batch_size": 10, "accumulation_steps": 4},
+     "--batch_size=10: must be divisible by --accumulation_steps=4"),
+    ({"augment_on": "gpu"}, "--augment_on"),
+])
+def test_bad_settings_are_refused_naming_the_flag(settings, message, tmp_path):
+    """What fit.py checks before any work (its ValueError becomes the one line and exit 2
+    that test_bad_flags_exit_2_with_one_line sees), here in one process."""
+    dataset = settings.pop("dataset", "demo")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_config(dataset, workdir=str(tmp_path / "w"), **settings)
 
 
 def test_workdir_of_another_run_is_refused(demo_dir, tmp_path):

@@ -14,3 +14,12 @@ def run_tool(script: str, *flags: str) -> subprocess.CompletedProcess:
                             capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def file_size_limit(max_bytes: int):
+    """A `preexec_fn` under which no file the process writes can grow past `max_bytes`:
+    the write fails with EFBIG ("File too large"), as writes to a full disk fail with
+    ENOSPC (Python ignores the SIGXFSZ signal that would otherwise end the process)."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))

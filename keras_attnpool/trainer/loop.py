@@ -9,6 +9,8 @@ TensorBoard scalars.
 """
 
 import dataclasses
+import glob
+import os
 import time
 from typing import Callable, Optional, Union
 
@@ -16,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_attnpool import files
 from keras_attnpool.workdir import Workdir
 
 
@@ -248,8 +251,16 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         saved = int(latest.rsplit("-", 1)[1]) if latest else 0  # "ckpt-<step>"
         if not multi_worker and step > saved:
-            self.manager.save(checkpoint_number=step)
+            self._save(step)
         return step
+
+    def _save(self, step: int) -> None:
+        """Saves the checkpoint of `step`; a save that fails leaves none of its files (the
+        previous checkpoint stays the latest), and one that ran out of space raises
+        `files.DiskFullError` naming it."""
+        prefix = os.path.join(self.manager.directory, f"ckpt-{step}")
+        with files.writing(prefix, leftovers=lambda: glob.glob(glob.escape(prefix) + "[._]*")):
+            self.manager.save(checkpoint_number=step)
 
     def _train_steps(self, iterator, start, writer, progbar, on_log):
         config = self.config
@@ -268,7 +279,7 @@ class Trainer:
                 window_start, window_steps = time.perf_counter(), 0
             progbar.update(step, [("loss", loss), ("examples/s", rate)])
             if step % config.checkpoint_every == 0 or step == config.steps:
-                self.manager.save(checkpoint_number=step)
+                self._save(step)
         return loss, rate
 
     def _log(self, writer, step, loss, rate, on_log):

@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import errno  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
@@ -23,6 +24,7 @@ from keras_attnpool.data.datasets import (  # noqa: E402
     DatasetError, read_hmdb51, read_image_folder, read_video_folder)
 from keras_attnpool.data.prepare.plan import default_records_dir  # noqa: E402
 from keras_attnpool.data.prepare.run import prepare_dataset  # noqa: E402
+from keras_attnpool.data.records import tfrecord  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CLI = REPO / "training" / "prepare.py"
@@ -55,9 +57,9 @@ EVERY_KIND_ACCOUNTING = {
 EVERY_KIND_LINES = 11 + 2 + 2
 
 
-def run_cli(*args, timeout=180):
+def run_cli(*args, timeout=180, preexec_fn=None):
     return subprocess.run([sys.executable, str(CLI), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=REPO, preexec_fn=preexec_fn)
 
 
 def error_line(result):
@@ -302,3 +304,38 @@ def test_fit_resolves_the_records_dir_next_to_the_class_folders(tmp_path):
     released = resolve(ExperimentConfig(dataset="hmdb51", data_dir=str(tmp_path / "hmdb51"),
                                         split=2, augment_on="cpu"))
     assert released.records_dir == str(tmp_path / "hmdb51" / "prepared" / "split2")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_full_disk_names_the_file_keeps_nothing_half_written_and_resumes(
+        tmp_path, hmdb51_tree, workers):
+    from tools import file_size_limit  # tests/tools.py
+
+    root = hmdb51_tree(tmp_path / "hmdb51", {
+        "wave": [(f"w{i:02d}.avi", 1 + i % 2, "video") for i in range(8)]})
+    out = tmp_path / "out"
+    args = ["--dataset=hmdb51", f"--data_dir={root}", f"--output_dir={out}",
+            f"--workers={workers}", "--short_side=16", "--shard_size=2"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    sizes = sorted(p.stat().st_size for p in out.glob("*.tfrecord"))
+    shutil.rmtree(out)
+    # Room for the smaller shards, not for the largest.
+    full = run_cli(*args, preexec_fn=file_size_limit(sizes[-1] - 1))
+    assert full.returncode == 2, full.stderr
+    line = error_line(full)
+    assert line.startswith(f"prepare.py: error: {out}/") and line.endswith(
+        ".tfrecord: could not be written (File too large); nothing of it was kept. Free "
+        "space on that disk and rerun the same command: it goes on from what was finished")
+    named = pathlib.Path(line.split("error: ")[1].split(":")[0])
+    assert not named.exists()
+    # Every file left is whole: finished shards with their indexes, nothing temporary.
+    left = sorted(p.name for p in out.iterdir() if p.is_file())
+    assert not [n for n in left if n.startswith(".") or ".tmp-" in n], left
+    assert not (out / "manifest.json").exists()
+    for shard in out.glob("*.tfrecord"):
+        assert (out / f"{shard.name}.index").is_file()
+        assert len(list(tfrecord.read_tfrecord(str(shard)))) == 2
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert manifest_of(out)["splits"] == {"train": 4, "test": 4}

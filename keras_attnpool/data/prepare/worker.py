@@ -26,6 +26,7 @@ from PIL import Image
 from keras_attnpool.data import video
 from keras_attnpool.data.joints import NUM_JOINTS
 from keras_attnpool.data.records import proto
+from keras_attnpool.files import writing
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,9 @@ def spool(serialized: Serialized, folder: str) -> Serialized:
     """
     name = hashlib.sha1(serialized.video_id.encode("utf-8")).hexdigest()[:20]
     path = os.path.join(folder, f".{name}.record.tmp-{os.getpid()}")
-    with open(path, "wb") as f:
-        f.write(serialized.record)
+    with writing(path):
+        with open(path, "wb") as f:
+            f.write(serialized.record)
     return dataclasses.replace(serialized, record=b"", spooled=path)
 
 
