@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import sys
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -28,6 +29,7 @@ _saved_stderr = None
 
 def _print_error(message: str) -> None:
     """Prints `<program>: error: <message>` (its first line) on stderr."""
+    _end_pump()
     restore_stderr()
     first_line = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
     print(f"{os.path.basename(sys.argv[0])}: error: {first_line}", file=sys.stderr)
@@ -39,9 +41,10 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def fail_on_input_error(error: BaseException) -> None:
+def fail_on_input_error(error: BaseException, records_dir: str | None = None) -> None:
     """Ends the program with one line (exit 2) when `error` came from reading the prepared
-    records (`pipeline.input_error_message`); re-raises any other error.
+    records (`errors.input_error_message`, which looks in `records_dir` for the damaged
+    file); re-raises any other error.
 
     The exit skips the interpreter's shutdown: the failed pipeline's other reads may still
     be waiting inside `tf.numpy_function` for the GIL, and deleting their iterator, which
@@ -50,7 +53,7 @@ def fail_on_input_error(error: BaseException) -> None:
     """
     from keras_attnpool.data.input.errors import input_error_message
 
-    message = input_error_message(error)
+    message = input_error_message(error, records_dir)
     if message is None:
         raise error
     _print_error(message)
@@ -97,6 +100,65 @@ def restore_stderr() -> None:
     os.dup2(_saved_stderr, 2)
     os.close(_saved_stderr)
     _saved_stderr = None
+
+
+_pump = None  # (thread, the real stderr's fd) while libjpeg's warnings are counted
+
+
+def _end_pump() -> None:
+    """File descriptor 2 back to the real stderr, once every line before it went there."""
+    global _pump
+    if _pump is None:
+        return
+    restore_stderr()
+    thread, real = _pump
+    _pump = None
+    sys.stderr.flush()
+    os.dup2(real, 2)  # the pipe's last writer closes: the pump reads to its end
+    os.close(real)
+    thread.join(timeout=10)
+
+
+# libjpeg's warning for a JPEG that decodes with damaged data, printed by the decoder itself.
+_LIBJPEG_WARNING = re.compile(rb"^Corrupt JPEG data: ")
+
+
+@contextlib.contextmanager
+def libjpeg_warnings_counted():
+    """Inside the block, libjpeg's warnings (one line per damaged frame, which the JPEG
+    decoder prints itself) are counted instead of printed; every other line on file
+    descriptor 2 goes through as it comes. After the block one line says how many there
+    were; a tool that fails inside it prints only its own line (`fail`)."""
+    global _pump
+    if _pump is not None or os.environ.get("KERAS_ATTNPOOL_VERBOSE"):
+        yield
+        return
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    damaged = []
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if _LIBJPEG_WARNING.match(line):
+                    damaged.append(line)
+                else:
+                    os.write(real, line)
+
+    thread = threading.Thread(target=pump, name="stderr", daemon=True)
+    thread.start()
+    _pump = (thread, real)
+    try:
+        yield
+    finally:
+        _end_pump()
+    if damaged:
+        print(f"{os.path.basename(sys.argv[0])}: warning: {len(damaged)} JPEG frames held "
+              f"damaged data and were decoded as far as they could be (libjpeg: "
+              f"{damaged[0].decode(errors='replace').strip()})", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -80,3 +80,33 @@ def test_modules_beside_the_tools_define_no_flags(module):
     """absl flags are global: a module that the tests or another tool import must not
     define any, or two importers of it would clash (DuplicateFlagError)."""
     assert not FLAG_DEFINITION.findall((ROOT / module).read_text()), module
+
+
+PROGRAM = """
+import os, sys
+from keras_attnpool import cli
+with cli.libjpeg_warnings_counted():
+    for _ in range(3):
+        os.write(2, b"Corrupt JPEG data: 87 extraneous bytes before marker 0xdb\\n")
+    os.write(2, b"a line of its own\\n")
+    if sys.argv[1] == "fail":
+        cli.fail("it failed")
+print("done")
+"""
+
+
+@pytest.mark.parametrize("outcome", ["success", "fail"])
+def test_libjpeg_warnings_are_counted_and_other_lines_pass(outcome, tmp_path):
+    (tmp_path / "tool.py").write_text(PROGRAM)
+    result = subprocess.run([sys.executable, str(tmp_path / "tool.py"), outcome],
+                            capture_output=True, text=True, timeout=60)
+    lines = result.stderr.splitlines()
+    assert "Corrupt JPEG data" not in result.stderr.split("(libjpeg: ")[0]
+    assert lines[0] == "a line of its own"
+    if outcome == "fail":
+        assert result.returncode == 2 and lines[1:] == ["tool.py: error: it failed"]
+    else:
+        assert result.returncode == 0 and result.stdout == "done\n"
+        assert lines[1:] == ["tool.py: warning: 3 JPEG frames held damaged data and were "
+                             "decoded as far as they could be (libjpeg: Corrupt JPEG data: 87 "
+                             "extraneous bytes before marker 0xdb)"]

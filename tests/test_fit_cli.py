@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -251,6 +252,41 @@ def test_records_changed_under_their_index_end_in_one_line(demo_dir, tmp_path):
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert f"{shard}: no JPEG at byte" in result.stderr and ".index" in result.stderr
+
+
+@pytest.mark.parametrize("damaged", ["shard", "index"])
+def test_a_damaged_file_is_named_when_training_reads_it(demo_dir, tmp_path, damaged):
+    """TensorFlow's errors for a damaged record ("corrupted record at N") or for JPEG bytes
+    it cannot decode name no file; the one line does."""
+    from keras_attnpool.data.input import indexed
+    from keras_attnpool.data.records import frame_index
+
+    records = tmp_path / "records"
+    experiment.prepare_records(make_config("demo", data_dir=demo_dir, records_dir=str(records),
+                                           workers=0), log=lambda _: None)
+    shard = sorted(records.glob("train-*.tfrecord"))[-1]
+    target = shard if damaged == "shard" else pathlib.Path(frame_index.index_path(shard))
+    data = bytearray(target.read_bytes())
+    if damaged == "shard":  # every frame's header after its start marker: undecodable
+        for entry in frame_index.index_entries([bytes(r) for r in _records(shard)]):
+            for offset in indexed.parse_index_entry(entry)["frame_offsets"].numpy():
+                data[offset + 2:offset + 40] = bytes(38)
+        first_bad = 0
+    else:  # a byte of the second entry's data
+        first_bad = 12 + len(_records(target)[0]) + 4
+        data[first_bad + 20] ^= 0xFF
+    target.write_bytes(bytes(data))
+    before = {p.name: p.read_bytes() for p in records.iterdir() if p.is_file()}
+    result = _run(FIT, f"--data_dir={demo_dir}", f"--records_dir={records}",
+                  f"--workdir={tmp_path / 'w'}", *SMALL)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"fit.py: error: {target}: corrupted record at byte ")
+    assert "prepare it again (training/prepare.py --overwrite)" in result.stderr
+    if damaged == "index":
+        assert f"corrupted record at byte {first_bad} (its data fail" in result.stderr
+    assert {p.name: p.read_bytes() for p in records.iterdir() if p.is_file()} == before
 
 
 def _records(shard):

@@ -34,17 +34,19 @@ def main(argv):
         from keras_attnpool.workdir import Workdir
 
     workdir = Workdir(_WORKDIR.value)
+    config = None
     try:
         with quiet_native_logs():
             run = workdir.load_run()
         config = experiment.with_overrides(run.config, test_frames=_TEST_FRAMES.value,
                                            eval_views=_EVAL_VIEWS.value,
                                            records_dir=_RECORDS_DIR.value)
-        metrics = experiment.evaluate(config, run.model, run.class_names, workdir)
+        with cli.libjpeg_warnings_counted():
+            metrics = experiment.evaluate(config, run.model, run.class_names, workdir)
     except (ValueError, FileNotFoundError) as error:
         fail(error)
     except tf.errors.OpError as error:
-        fail_on_input_error(error)
+        fail_on_input_error(error, config.records_dir if config is not None else None)
     print(json.dumps(metrics, indent=2))
 
 

@@ -108,7 +108,8 @@ def main(argv):
     from keras_attnpool.trainer.loop import NonFiniteLossError, TrainingInterrupted
 
     try:
-        run(config)
+        with cli.libjpeg_warnings_counted():
+            run(config)
     except TrainingInterrupted as interrupted:
         fail(interrupted, code=130)
     except KeyboardInterrupt:
@@ -118,7 +119,7 @@ def main(argv):
     except NonFiniteLossError as error:
         fail(error, code=3)
     except tf.errors.OpError as error:
-        fail_on_input_error(error)
+        fail_on_input_error(error, config.records_dir)
 
 
 if __name__ == "__main__":
