@@ -202,6 +202,14 @@ def test_bad_settings_are_refused_naming_the_flag(settings, message, tmp_path):
         make_config(dataset, workdir=str(tmp_path / "w"), **settings)
 
 
+def test_weights_none_is_the_random_start_and_a_file_is_made_absolute(tmp_path, monkeypatch):
+    assert make_config("demo", weights="none").weights is None
+    assert make_config("demo", weights="imagenet").weights == "imagenet"
+    (tmp_path / "w.h5").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert make_config("demo", weights="w.h5").weights == str(tmp_path / "w.h5")
+
+
 def test_workdir_of_another_run_is_refused(demo_dir, tmp_path):
     workdir = tmp_path / "w"
     Workdir(workdir).write_config(make_config("demo", workdir=str(workdir), head="avg",

@@ -152,25 +152,6 @@ def _print_summary(manifest: dict, output_dir: str) -> None:
     print(f"Manifest: {os.path.join(output_dir, 'manifest.json')}")
 
 
-def _not_ok_message(manifest: dict, limit: float) -> str:
-    """One line: which splits failed too many samples and which classes were lost."""
-    parts = []
-    bad = {s: f"{f['failed']} of {f['listed']}" for s, f in manifest["failures"].items()
-           if f["fraction"] > limit}
-    if bad:
-        parts.append(f"too many listed samples not prepared ({bad}; limit "
-                     f"--max_failure_fraction={limit:g})")
-    lost: dict = {}
-    for c in manifest["lost_classes"]:
-        lost.setdefault(c["class"], []).append(
-            f"{c['split']}: 0 of {c['listed']}" if c["split"] else "no sample listed")
-    if lost:
-        parts.append("classes without records: " + ", ".join(
-            f"'{name}' ({', '.join(where)})" for name, where in lost.items()))
-    return ("; ".join(parts) + "; everything else was written, see skipped in manifest.json; "
-            "fix those files and rerun with --overwrite")
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}; flags look like --workers=4")
@@ -178,6 +159,7 @@ def main(argv: list[str]) -> None:
     dataset = _DATASET.value.lower()
 
     from keras_attnpool.data.datasets import DatasetError
+    from keras_attnpool.data.prepare.accounting import not_ok_message
     from keras_attnpool.data.prepare.output import OutputDirError
     from keras_attnpool.data.prepare.run import PrepareError, prepare_dataset
 
@@ -202,7 +184,7 @@ def main(argv: list[str]) -> None:
     _print_summary(manifest, os.path.abspath(os.path.expanduser(_OUTPUT_DIR.value)))
     print(f"Total {time.perf_counter() - start:.1f} s.")
     if not manifest["ok"]:
-        cli.fail(_not_ok_message(manifest, _MAX_FAILURE_FRACTION.value), 1)
+        cli.fail(not_ok_message(manifest, "fix those files and rerun with --overwrite"), 1)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def _check_paths(config: ExperimentConfig) -> None:
                               "dataset's folder, as released.")
         if not os.path.isdir(config.data_dir):
             _fail("data_dir", config.data_dir, "no such folder; pass the dataset's folder.")
-    if config.weights not in (None, "imagenet") and not os.path.isfile(config.weights):
+    if config.weights not in (None, "imagenet", "none") and not os.path.isfile(config.weights):
         _fail("weights", config.weights, "file not found; pass imagenet, none, or the path "
               "of the backbone's keras.applications 'notop' weights file.")
     if config.records_dir and os.path.exists(config.records_dir) and not os.path.isdir(
@@ -236,8 +236,9 @@ def _derived(config: ExperimentConfig) -> dict:
         "data_dir": data_dir,
         "records_dir": _expand(config.records_dir) or (
             data_dir and default_records_dir(config.dataset, data_dir, config.split)),
-        "weights": _expand(config.weights) if config.weights not in (None, "imagenet")
-        else config.weights,
+        # "none" (the flag's word for a random start) is stored as null.
+        "weights": None if config.weights in (None, "none") else config.weights
+        if config.weights == "imagenet" else _expand(config.weights),
         "resize_short": resize_short,
         "crop_scales": scales,
         "test_frames": config.test_frames or (sampling.PAPER_TEST_FRAMES if config.is_video

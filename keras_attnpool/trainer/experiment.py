@@ -188,6 +188,12 @@ def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.St
     strategy = strategy or make_strategy(config.strategy)
     train_config(config).check_replicas(strategy.num_replicas_in_sync, config.strategy)
     manifest = prepare_records(config, log)
+    if not manifest.get("ok", True):
+        from keras_attnpool.data.prepare.accounting import not_ok_message
+
+        raise ValueError(f"{config.records_dir}: " + not_ok_message(
+            manifest, "fix those files, then prepare again (training/prepare.py "
+            f"--output_dir={config.records_dir} --overwrite) and rerun"))
     classes = manifest["classes"]
     log(f"Records: {config.records_dir} ({json.dumps(manifest['splits'])} clips, "
         f"{len(manifest.get('skipped', []))} skipped)")

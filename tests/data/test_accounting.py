@@ -339,3 +339,26 @@ def test_a_full_disk_names_the_file_keeps_nothing_half_written_and_resumes(
     resumed = run_cli(*args)
     assert resumed.returncode == 0, resumed.stderr
     assert manifest_of(out)["splits"] == {"train": 4, "test": 4}
+
+
+def test_fit_refuses_records_that_are_not_ok(tmp_path, hmdb51_tree):
+    from keras_attnpool.trainer.experiment import run_experiment
+    from keras_attnpool.trainer.presets import make_config
+
+    tree = {"wave": [(f"w{i:02d}.avi", 1 + i % 2, "empty" if i < 2 else "video")
+                     for i in range(8)],
+            "catch": [("f.avi", 1, "missing"), ("g.avi", 2, "missing")]}
+    root = hmdb51_tree(tmp_path / "hmdb51", tree)
+    out = tmp_path / "records"
+    config = make_config("hmdb51", data_dir=str(root), records_dir=str(out), backbone="tiny",
+                         image_size=32, weights="none", workdir=str(tmp_path / "w"),
+                         steps=1, batch_size=2, workers=0, test_frames=2)
+    with pytest.raises(ValueError) as refused:
+        run_experiment(config, export_model=False, log=lambda _: None, verbose=False)
+    assert str(refused.value).startswith(
+        f"{out}: too many listed samples not prepared ({{'train': '2 of 5', 'test': '2 of 5'}}"
+        "; limit --max_failure_fraction=0.05); classes without records: 'catch' (train: 0 "
+        "of 1, test: 0 of 1); everything else was written")
+    assert str(refused.value).endswith(f"(training/prepare.py --output_dir={out} --overwrite)"
+                                       " and rerun")
+    assert not (tmp_path / "w" / "config.json").exists()  # the workdir was not claimed

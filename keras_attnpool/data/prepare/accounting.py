@@ -111,3 +111,24 @@ def verdict(failures: dict[str, dict[str, Any]], lost: list[dict[str, Any]],
                       "fraction": failed / listed if listed else 0.0}
     ok = all(e["fraction"] <= max_failure_fraction for e in out.values()) and not lost
     return {"failures": out, "ok": ok}
+
+
+def not_ok_message(manifest: dict[str, Any], what_to_do: str) -> str:
+    """One line for a manifest that is not ok: which splits left too many listed samples
+    unprepared (against the run's `max_failure_fraction`) and which classes were lost."""
+    limit = manifest["run"]["max_failure_fraction"]
+    parts = []
+    bad = {s: f"{f['failed']} of {f['listed']}" for s, f in manifest["failures"].items()
+           if f["fraction"] > limit}
+    if bad:
+        parts.append(f"too many listed samples not prepared ({bad}; limit "
+                     f"--max_failure_fraction={limit:g})")
+    lost: dict[str, list[str]] = {}
+    for c in manifest["lost_classes"]:
+        lost.setdefault(c["class"], []).append(
+            f"{c['split']}: 0 of {c['listed']}" if c["split"] else "no sample listed")
+    if lost:
+        parts.append("classes without records: " + ", ".join(
+            f"'{name}' ({', '.join(where)})" for name, where in lost.items()))
+    return ("; ".join(parts) + "; everything else was written, see skipped in manifest.json; "
+            + what_to_do)
