@@ -15,6 +15,7 @@ descriptor 2 before TF_CPP_MIN_LOG_LEVEL applies;
 alone. Set KERAS_ATTNPOOL_VERBOSE=1 to see them.
 """
 
+import atexit
 import contextlib
 import os
 import re
@@ -28,11 +29,20 @@ _saved_stderr = None
 
 
 def _print_error(message: str) -> None:
-    """Prints `<program>: error: <message>` (its first line) on stderr."""
-    _end_pump()
+    """Prints `<program>: error: <message>` (its first line) on stderr. While libjpeg's
+    warnings are counted, the line goes straight to the real stderr, and the pipeline
+    threads still decoding keep writing into the counter."""
     restore_stderr()
     first_line = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
-    print(f"{os.path.basename(sys.argv[0])}: error: {first_line}", file=sys.stderr)
+    line = f"{os.path.basename(sys.argv[0])}: error: {first_line}\n"
+    if _pump is None:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        return
+    # Through the pump, after what came before it; it says when the line is out.
+    sys.stderr.flush()
+    os.write(2, _SAY + line.encode("utf-8", errors="replace"))
+    _pump[2].wait(timeout=10)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -102,7 +112,9 @@ def restore_stderr() -> None:
     _saved_stderr = None
 
 
-_pump = None  # (thread, the real stderr's fd) while libjpeg's warnings are counted
+# (thread, the real stderr's fd, an Event set once the error line is out) while libjpeg's
+# warnings are counted.
+_pump = None
 
 
 def _end_pump() -> None:
@@ -111,16 +123,22 @@ def _end_pump() -> None:
     if _pump is None:
         return
     restore_stderr()
-    thread, real = _pump
+    thread, real, said = _pump
     _pump = None
     sys.stderr.flush()
-    os.dup2(real, 2)  # the pipe's last writer closes: the pump reads to its end
+    if said.is_set():  # the tool's error line is out; nothing may follow it
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    else:
+        os.dup2(real, 2)  # the pipe's last writer closes: the pump reads to its end
     os.close(real)
     thread.join(timeout=10)
 
 
 # libjpeg's warning for a JPEG that decodes with damaged data, printed by the decoder itself.
 _LIBJPEG_WARNING = re.compile(rb"^Corrupt JPEG data: ")
+_SAY = b"\0keras_attnpool: error line\0"  # marks `fail`'s line for the pump
 
 
 @contextlib.contextmanager
@@ -128,7 +146,8 @@ def libjpeg_warnings_counted():
     """Inside the block, libjpeg's warnings (one line per damaged frame, which the JPEG
     decoder prints itself) are counted instead of printed; every other line on file
     descriptor 2 goes through as it comes. After the block one line says how many there
-    were; a tool that fails inside it prints only its own line (`fail`)."""
+    were; a tool that fails inside it prints only its own line (`fail`), also when the
+    failed pipeline's threads go on decoding."""
     global _pump
     if _pump is not None or os.environ.get("KERAS_ATTNPOOL_VERBOSE"):
         yield
@@ -138,23 +157,29 @@ def libjpeg_warnings_counted():
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
-    damaged = []
+    damaged, said = [], threading.Event()
 
     def pump() -> None:
         with os.fdopen(read_end, "rb") as pipe:
             for line in pipe:
-                if _LIBJPEG_WARNING.match(line):
+                if said.is_set():
+                    continue  # the tool said its error line: nothing may follow it
+                if line.startswith(_SAY):
+                    os.write(real, line[len(_SAY):])
+                    said.set()
+                elif _LIBJPEG_WARNING.match(line):
                     damaged.append(line)
                 else:
                     os.write(real, line)
 
     thread = threading.Thread(target=pump, name="stderr", daemon=True)
     thread.start()
-    _pump = (thread, real)
-    try:
-        yield
-    finally:
-        _end_pump()
+    _pump = (thread, real, said)
+    # After a failure the pipeline's threads may still print: the pump stays until the
+    # tool has said its line (`fail`), or until exit, after any traceback went through.
+    atexit.register(_end_pump)
+    yield
+    _end_pump()
     if damaged:
         print(f"{os.path.basename(sys.argv[0])}: warning: {len(damaged)} JPEG frames held "
               f"damaged data and were decoded as far as they could be (libjpeg: "

@@ -82,7 +82,7 @@ def test_config_json_stores_the_resolved_settings_that_ran(demo_dir, tmp_path):
     workdir = tmp_path / "epochs"
     flags = [f for f in SMALL if not f.startswith("--steps")]
     result = _run(FIT, f"--data_dir={demo_dir}", f"--workdir={workdir}", "--epochs=2",
-                  "--head=avg", *flags)
+                  "--head=avg", "--flip", "--crop_scales=1,0.8", "--color_jitter", *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((workdir / "config.json").read_text())
     train_clips = 3 * 3                                   # 3 classes x 3 train clips
@@ -91,6 +91,9 @@ def test_config_json_stores_the_resolved_settings_that_ran(demo_dir, tmp_path):
     assert config["augment_on"] == "cpu" and config["test_frames"] == 4
     assert config["workdir"] == str(workdir) and config["records_dir"]
     assert None not in (config["resize_short"], config["crop_scales"], config["short_side"])
+    # The augmentation flags, over the demo preset's (no flips, scales 1 and 0.875).
+    assert (config["flip"], config["crop_scales"], config["color_jitter"]) == (
+        True, [1.0, 0.8], True)
 
 
 def _final_weights(workdir):
@@ -173,6 +176,7 @@ def test_a_full_disk_names_the_checkpoint_and_leaves_none_of_it(demo_dir, tmp_pa
     (["--dataset=hmdb51", "--data_dir=/no/such/folder"], "--data_dir=/no/such/folder: no such"),
     (["--steps=abc"], "--steps"),
     (["--steps=0"], "--steps=0: must be >= 1"),
+    (["--crop_scales=1,big"], "--crop_scales=1,big: give comma-separated fractions"),
     (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=7"],
      "not divisible by the 2 replicas"),
     (["extra"], "unexpected arguments"),
@@ -193,6 +197,7 @@ def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
     ({"batch_size": 10, "accumulation_steps": 4},
      "--batch_size=10: must be divisible by --accumulation_steps=4"),
     ({"augment_on": "gpu"}, "--augment_on"),
+    ({"crop_scales": (1.0, 1.5)}, "--crop_scales=1.0,1.5: every scale must be in (0, 1]"),
 ])
 def test_bad_settings_are_refused_naming_the_flag(settings, message, tmp_path):
     """What fit.py checks before any work (its ValueError becomes the one line and exit 2

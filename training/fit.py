@@ -36,6 +36,14 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Model input side in pixe
 _NUM_SEGMENTS = flags.DEFINE_integer("num_segments", None, "TSN segments per training clip.")
 _TEST_FRAMES = flags.DEFINE_integer("test_frames", None, "Frames averaged per test video.")
 _EVAL_VIEWS = flags.DEFINE_string("eval_views", None, "Test views: center, center_flip, ...")
+_FLIP = flags.DEFINE_boolean(
+    "flip", None, "Random horizontal flips in training; --noflip for classes that a mirror "
+    "image changes (digits, text, 'pushing left to right').")
+_CROP_SCALES = flags.DEFINE_list(
+    "crop_scales", None, "Multi-scale crop sides, as fractions of the short side "
+    "(TSN's: 1,0.875,0.75,0.66; default: the dataset's).")
+_COLOR_JITTER = flags.DEFINE_boolean(
+    "color_jitter", None, "Brightness, contrast, saturation and hue jitter, one draw per clip.")
 _EPOCHS = flags.DEFINE_float("epochs", None, "Training length in epochs (or --steps).")
 _STEPS = flags.DEFINE_integer("steps", None, "Training length in optimizer updates.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch (clips or images).")
@@ -63,9 +71,10 @@ _CPU_REPLICAS = flags.DEFINE_integer(
 # Flags named as the ExperimentConfig fields they set (None: the dataset's preset).
 _CONFIG_FLAGS = (_WORKDIR, _DATA_DIR, _SPLIT, _RECORDS_DIR, _BACKBONE, _HEAD, _RANK,
                  _CLASS_SPECIFIC, _WEIGHTS, _IMAGE_SIZE, _NUM_SEGMENTS, _TEST_FRAMES,
-                 _EVAL_VIEWS, _EPOCHS, _STEPS, _BATCH_SIZE, _ACCUMULATION, _OPTIMIZER,
-                 _LEARNING_RATE, _LR_DECAY_STEPS, _LR_DECAY_RATE, _WEIGHT_DECAY, _DROPOUT,
-                 _MIXED_PRECISION, _AUGMENT_ON, _STRATEGY, _SEED, _WORKERS, _CHECKPOINT_EVERY)
+                 _EVAL_VIEWS, _FLIP, _CROP_SCALES, _COLOR_JITTER, _EPOCHS, _STEPS,
+                 _BATCH_SIZE, _ACCUMULATION, _OPTIMIZER, _LEARNING_RATE, _LR_DECAY_STEPS,
+                 _LR_DECAY_RATE, _WEIGHT_DECAY, _DROPOUT, _MIXED_PRECISION, _AUGMENT_ON,
+                 _STRATEGY, _SEED, _WORKERS, _CHECKPOINT_EVERY)
 
 
 def _config():
@@ -76,9 +85,16 @@ def _config():
         fail("give --epochs or --steps, not both.")
     if _CPU_REPLICAS.value is not None and _CPU_REPLICAS.value < 1:
         fail(f"--cpu_replicas={_CPU_REPLICAS.value}: must be >= 1.")
+    values = {f.name: f.value for f in _CONFIG_FLAGS}
+    if _CROP_SCALES.value is not None:
+        try:
+            values["crop_scales"] = tuple(float(s) for s in _CROP_SCALES.value)
+        except ValueError:
+            fail(f"--crop_scales={','.join(_CROP_SCALES.value)}: give comma-separated "
+                 "fractions of the short side, such as 1,0.875,0.75,0.66.")
     with quiet_native_logs():  # the checks load TensorFlow (backbones, views)
         try:
-            return make_config(_DATASET.value, **{f.name: f.value for f in _CONFIG_FLAGS})
+            return make_config(_DATASET.value, **values)
         except ValueError as error:
             fail(error)
 

@@ -60,6 +60,7 @@ class ExperimentConfig:
     test_frames: Optional[int] = None
     eval_views: str = "center"
     flip: bool = True
+    color_jitter: bool = False
     augment_on: str = "auto"
     crop_scales: Optional[Tuple[float, ...]] = None
     epochs: Optional[float] = None

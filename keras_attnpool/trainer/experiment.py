@@ -73,6 +73,7 @@ def _train_data(config: ExperimentConfig, batch_size: int):
             batch_size=batch_size, seed=config.seed, image_mode=not config.is_video,
             with_keypoints=keypoints, heatmap_size=config.heatmap_size,
             multi_label=config.multi_label, flip=config.flip, scales=config.crop_scales,
+            color_jitter=config.color_jitter,
             skip_batches=start, augment_on=config.augment_on)
 
     return dataset_fn
@@ -194,6 +195,7 @@ def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.St
         raise ValueError(f"{config.records_dir}: " + not_ok_message(
             manifest, "fix those files, then prepare again (training/prepare.py "
             f"--output_dir={config.records_dir} --overwrite) and rerun"))
+    _check_keypoints(config, manifest)
     classes = manifest["classes"]
     log(f"Records: {config.records_dir} ({json.dumps(manifest['splits'])} clips, "
         f"{len(manifest.get('skipped', []))} skipped)")
@@ -219,6 +221,18 @@ def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.St
     return {"metrics": metrics, "workdir": workdir.path, "model": workdir.model_path,
             "export": exported, "steps": config.steps,
             "resumed_from": result["resumed_from"], "config": config}
+
+
+def _check_keypoints(config: ExperimentConfig, manifest: dict) -> None:
+    """A head that trains on keypoint targets needs records that hold keypoints."""
+    counts = (manifest.get("keypoints") or {}).get("train")
+    if get_head_spec(config.head).keypoint_targets and counts is not None \
+            and counts["samples"] == 0:
+        raise ValueError(
+            f"--records_dir={config.records_dir}: no train record holds keypoints, and "
+            f"--head={config.head} trains on them; prepare the records with the OpenPose "
+            f"keypoints (training/prepare.py --output_dir={config.records_dir} "
+            "--keypoints_dir=<their folder> --overwrite), or choose another --head")
 
 
 def with_overrides(config: ExperimentConfig, **overrides) -> ExperimentConfig:

@@ -362,3 +362,27 @@ def test_fit_refuses_records_that_are_not_ok(tmp_path, hmdb51_tree):
     assert str(refused.value).endswith(f"(training/prepare.py --output_dir={out} --overwrite)"
                                        " and rerun")
     assert not (tmp_path / "w" / "config.json").exists()  # the workdir was not claimed
+
+
+def test_pose_attention_on_records_without_keypoints_is_refused(tmp_path, hmdb51_tree):
+    from keras_attnpool.trainer.experiment import run_experiment
+    from keras_attnpool.trainer.presets import make_config
+
+    root = hmdb51_tree(tmp_path / "hmdb51", {
+        "wave": [(f"w{i}.avi", 1 + i % 2, "video") for i in range(4)],
+        "jump": [(f"j{i}.avi", 1 + i % 2, "video") for i in range(4)]})
+    out = tmp_path / "records"
+    config = make_config("hmdb51", data_dir=str(root), records_dir=str(out), backbone="tiny",
+                         image_size=32, weights="none", workdir=str(tmp_path / "w"),
+                         head="pose_attention", steps=1, batch_size=2, workers=0,
+                         test_frames=2)
+    with pytest.raises(ValueError) as refused:
+        run_experiment(config, export_model=False, log=lambda _: None, verbose=False)
+    assert str(refused.value) == (
+        f"--records_dir={out}: no train record holds keypoints, and --head=pose_attention "
+        f"trains on them; prepare the records with the OpenPose keypoints (training/prepare.py"
+        f" --output_dir={out} --keypoints_dir=<their folder> --overwrite), or choose another "
+        "--head")
+    assert manifest_of(out)["keypoints"] == {"train": {"samples": 0, "frames": 0},
+                                             "test": {"samples": 0, "frames": 0}}
+    assert not (tmp_path / "w" / "config.json").exists()

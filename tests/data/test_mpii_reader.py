@@ -119,6 +119,22 @@ def test_val_list_counts_labels_and_skipped(mpii):
     assert spec.info["test_images"] == 1
 
 
+def test_val_list_in_the_authors_format_names_images_without_extension(mpii):
+    """The R*CNN lists of the authors' repository (src/data/mpii/lists) hold bare names."""
+    bare = write_lines(mpii / "images_mpii_val.txt", ["000000003", "000000009"])
+    with_jpg = write_lines(mpii / "val.txt", ["000000003.jpg", "000000009.jpg"])
+
+    def splits(val_list):
+        return {k: (s.split, s.label)
+                for k, s in by_id(read_mpii(str(mpii), val_list=str(val_list))).items()}
+    got = splits(bare)
+    assert got == splits(with_jpg)
+    assert got["000000003.jpg"] == ("val", 1) and got["000000009.jpg"] == ("val", 0)
+    bad = write_lines(mpii / "bad.txt", ["000000003", "00000000x"])
+    [skipped] = [s for s in read_mpii(str(mpii), val_list=str(bad)).skipped if s.source == str(bad)]
+    assert (skipped.line, skipped.path) == (2, "00000000x")
+
+
 def test_keypoints_follow_the_squeeze_quirks(mpii):
     samples = by_id(read_mpii(str(mpii), val_list=None, val_fraction=0.5))
     one = samples["000000001.jpg"].keypoints            # one person: a bare struct

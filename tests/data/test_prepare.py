@@ -179,6 +179,10 @@ def test_keypoints_are_scaled_to_the_stored_frames(hmdb51, tmp_path):
     joints = keypoints[0].numpy().reshape(16, 3)
     np.testing.assert_allclose(joints[0], [16.0 * 21 / 32, 12.0 * 16 / 24, 1.0], rtol=1e-6)
     assert joints[1:].sum() == 0  # every other joint invalid and at 0, 0
+    # The manifest counts what got keypoints: that one clip, on 2 of its stored frames.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["keypoints"]["train"] == {"samples": 1, "frames": 2}
+    assert manifest["keypoints"]["test"]["samples"] == 0
 
 
 def _mtimes(folder):

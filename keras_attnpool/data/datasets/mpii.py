@@ -16,8 +16,11 @@ and the name is the class). Train images with an empty `act_name` are unlabelled
 listed in `skipped`, never raised. Test images are counted in `info["test_images"]` and
 returned as a "test" split (label -1 when unlabelled) only with `include_test=True`.
 
-Train/val: the paper's R*CNN split is not released. Pass `val_list`, a text file with one
-image name per line (every other labelled train image is "train"), or get a seeded split:
+Train/val: the paper used the R*CNN split (from Georgia Gkioxari), published with the
+authors' code as `src/data/mpii/lists/images_mpii_val.txt` in
+github.com/rohitgirdhar/AttentionalPoolingAction (6988 images). Pass that file as it is as
+`val_list`: one image name per line, with or without the `.jpg` of the annotation file's
+names (every other labelled train image is "train"); or get a seeded split:
 per class, a `val_fraction` (default 0.46, the R*CNN ratio 6988 / 15207) of the class's
 source videos (`vididx`; the image itself when absent) goes to "val", so frames of one
 video never straddle train and val (see `common.stratified_split` for the rounding).
@@ -121,7 +124,10 @@ def load_release(path: str, reporter: Reporter) -> list[tuple[int, _Image]]:
 def _val_from_list(val_list: str, train_names: set[str], test_names: set[str],
                    reporter: Reporter) -> set[str]:
     chosen: dict[str, int] = {}
+    known = train_names | test_names
     for number, name in read_lines(val_list):
+        if name not in known and f"{name}.jpg" in known:
+            name = f"{name}.jpg"  # the authors' lists name images without the extension
         if name in chosen:
             reporter.error(name, f"duplicate entry (first at line {chosen[name]})",
                            val_list, number, listed=False)

@@ -11,6 +11,8 @@ Manifest (`OUT/manifest.json`) keys:
     multi_label       true for HICO
     class_counts      {split: {class: records}}  (multi-label: positives, value 1)
     num_frames        {split: frames stored in all its records}
+    keypoints         {split: {samples, frames} with keypoints (a frame: at least one
+                      person's)}; null for a split with shards prepared before the count
     shards            {split: [shard file names]} (every shard, also one left empty)
     records_per_shard {split: [records in each shard]}
     skipped           [{path, reason, stage: "read" | "decode", listed?, source?, line?,
@@ -58,7 +60,7 @@ def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]]
                  ) -> dict[str, Any]:
     """Writes one shard and its frame index (atomically) and its finished-shard record;
     returns the record."""
-    records, parts, ids, frames, skipped, mismatch = [], [], [], [], [], []
+    records, parts, ids, frames, skipped, mismatch, posed = [], [], [], [], [], [], []
     for sample, result in results:
         if isinstance(result, Failed):
             skipped.append({"path": result.path, "reason": result.reason, "stage": "decode",
@@ -68,6 +70,7 @@ def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]]
         parts.append(result.parts)
         ids.append(sample.video_id)
         frames.append(result.num_frames)
+        posed.append(result.keypoint_frames)
         if (result.complete and result.declared_frames
                 and result.num_source_frames != result.declared_frames):
             mismatch.append({"path": sample.path, "decoded": result.num_source_frames,
@@ -79,7 +82,8 @@ def finish_shard(out: OutputDir, plan: Any, results: list[tuple[Sample, Any]]
     atomic_write(frame_index.index_path(shard),
                  lambda temp: frame_index.write_index(shard, path=temp, entries=entries))
     record = {"name": plan.name, "split": plan.split, "index": plan.index, "video_ids": ids,
-              "num_frames": frames, "skipped": skipped, "frame_count_mismatch": mismatch}
+              "num_frames": frames, "keypoint_frames": posed, "skipped": skipped,
+              "frame_count_mismatch": mismatch}
     write_json(out.record_path(plan.name), record, indent=JSON_INDENT)
     logger.info("wrote %s: %d records, %d frames%s", plan.name, len(ids), sum(frames),
                 f", {len(skipped)} skipped" if skipped else "")
@@ -117,6 +121,7 @@ def build_manifest(spec: DatasetSpec, settings: dict[str, Any], plans: list[Any]
         "class_counts": {s: class_counts(spec, [label_of[(s, v)] for v in written[s]])
                          for s in splits},
         "num_frames": {s: sum(sum(r["num_frames"]) for r in by_split[s]) for s in splits},
+        "keypoints": {s: _keypoint_counts(by_split[s]) for s in splits},
         "shards": {s: [r["name"] for r in by_split[s]] for s in splits},
         "records_per_shard": {s: [len(r["video_ids"]) for r in by_split[s]] for s in splits},
         "skipped": ([dict(x.to_dict(), stage="read") for x in spec.skipped]
@@ -129,6 +134,15 @@ def build_manifest(spec: DatasetSpec, settings: dict[str, Any], plans: list[Any]
                              run["max_failure_fraction"]),
         "settings": settings, "reader_info": json_ready(spec.info), "run": run,
     }
+
+
+def _keypoint_counts(shards: list[dict[str, Any]]) -> dict[str, int] | None:
+    """{samples, frames} of a split with keypoints (a frame: at least one person's); None
+    when a shard was prepared before prepare counted them."""
+    if any("keypoint_frames" not in r for r in shards):
+        return None
+    counts = [n for r in shards for n in r["keypoint_frames"]]
+    return {"samples": sum(1 for n in counts if n), "frames": sum(counts)}
 
 
 def json_ready(value: Any) -> Any:

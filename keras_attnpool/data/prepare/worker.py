@@ -85,6 +85,7 @@ class Serialized:
     declared_frames: int
     complete: bool
     spooled: str | None = None
+    keypoint_frames: int = 0  # stored frames with at least one person's keypoints
 
     @property
     def num_frames(self) -> int:
@@ -164,7 +165,9 @@ def serialize(job: Job, converted: Converted) -> Serialized:
     return Serialized(job.video_id, record,
                       proto.record_parts(example, record, converted.frames),
                       converted.num_source_frames, converted.declared_frames,
-                      converted.complete)
+                      converted.complete,
+                      keypoint_frames=sum(1 for k in converted.keypoints or []
+                                          if k is not None and len(k)))
 
 
 def spool(serialized: Serialized, folder: str) -> Serialized:
