@@ -100,10 +100,12 @@ class Workdir:
         return self._join(self.EXPORT)
 
     # config.json
-    def read_config(self) -> ExperimentConfig:
-        """The resolved config of the run (`config.resolve` fills what older files lack)."""
-        from keras_attnpool.trainer.config import resolve
-
+    def check_trained(self) -> dict:
+        """The JSON of config.json; raises WorkdirError (without loading TensorFlow) when
+        the workdir is no folder, or config.json is missing or not JSON."""
+        if not os.path.isdir(self.path):
+            raise WorkdirError(f"workdir {self.path} is not a directory; pass the folder "
+                               "training/fit.py wrote.")
         values = files.read_json(self.config_path)
         if values is None:
             if not os.path.isfile(self.config_path):
@@ -111,6 +113,13 @@ class Workdir:
                                    "workdir? Train one with training/fit.py.")
             raise WorkdirError(f"{self.config_path} is not valid JSON; restore it, or train "
                                "again in a new workdir.")
+        return values
+
+    def read_config(self) -> ExperimentConfig:
+        """The resolved config of the run (`config.resolve` fills what older files lack)."""
+        from keras_attnpool.trainer.config import resolve
+
+        values = self.check_trained()
         try:
             return resolve(ExperimentConfig.from_json(values, source=self.config_path))
         except ConfigError as error:
@@ -208,9 +217,6 @@ class Workdir:
 
     def load_run(self) -> "TrainedRun":
         """The trained model with its resolved config and class names, checked to agree."""
-        if not os.path.isdir(self.path):
-            raise WorkdirError(f"workdir {self.path} is not a directory; pass the folder "
-                               "training/fit.py wrote.")
         config = self.read_config()
         class_names = self.read_labels()
         model = self.load_model()

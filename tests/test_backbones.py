@@ -11,32 +11,43 @@ import pytest
 from keras_attnpool import build_action_model, list_backbones
 from keras_attnpool.models import (PretrainedWeightsError, backbones, build_backbone,
                                    get_backbone_spec)
-from keras_attnpool.models.heads import HEADS
+from keras_attnpool.models.heads import HEADS, get_head_spec
 
 # Small, odd sizes: "same" and "valid" padding round differently there.
 SIZE = {"inception_v3": 107, "inception_resnet_v2": 107, "tiny": 45}
 DEFAULT_SIZE = 99
 
 
+def _head_kwargs(head):
+    return {"pose_attention": {"pose_channels": 16},
+            "second_order": {"projection_dim": 16}}.get(head, {})
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list_backbones())
-def test_backbone_builds_with_every_head_and_documented_map_size(name):
+@pytest.mark.parametrize("index, name", list(enumerate(list_backbones())))
+def test_backbone_builds_with_every_head_and_documented_map_size(index, name):
+    """Every head on the backbone's feature maps (one backbone built), and the whole
+    model through build_action_model with one head per backbone, in turn, so that every
+    head is built that way too."""
     spec = get_backbone_spec(name)
     size = SIZE.get(name, DEFAULT_SIZE)
     backbone = build_backbone(name, (size, size, 3))
-    features = backbone(np.zeros((1, size, size, 3), "float32"))
+    features = backbone(np.full((1, size, size, 3), 128.0, "float32"))
     side = spec.feature_size(size)
     assert features["final"].shape[1:3] == (side, side)
     assert features["pose"].shape[1:3] == (side, side)
     for head in HEADS:
-        kwargs = {"pose_channels": 16} if head == "pose_attention" else {}
-        kwargs.update({"projection_dim": 16} if head == "second_order" else {})
-        model = build_action_model(7, backbone=name, head=head, input_shape=(size, size, 3),
-                                   **kwargs)
-        out = model(np.full((1, size, size, 3), 128.0, "float32"))
+        head_spec = get_head_spec(head)
+        out = head_spec.make(7, **_head_kwargs(head))(head_spec.head_inputs(features))
         logits = out["logits"] if head == "pose_attention" else out
-        assert logits.shape == (1, 7)
-        assert np.all(np.isfinite(logits))
+        assert logits.shape == (1, 7) and np.all(np.isfinite(logits)), head
+    head = HEADS[index % len(HEADS)]
+    model = build_action_model(7, backbone=name, head=head, input_shape=(size, size, 3),
+                               **_head_kwargs(head))
+    out = model(np.full((1, size, size, 3), 128.0, "float32"))
+    logits = out["logits"] if head == "pose_attention" else out
+    assert logits.shape == (1, 7)
+    assert np.all(np.isfinite(logits))
 
 
 @pytest.mark.slow

@@ -27,13 +27,18 @@ def main(argv):
     if not _WORKDIR.value:
         fail("--workdir is required.")
     logging.set_verbosity(logging.WARNING)
+    from keras_attnpool.workdir import Workdir, WorkdirError
+
+    workdir = Workdir(_WORKDIR.value)
+    try:  # before TensorFlow loads
+        workdir.check_trained()
+    except WorkdirError as error:
+        fail(error)
     with quiet_native_logs():
         import tensorflow as tf
 
         from keras_attnpool.trainer import experiment
-        from keras_attnpool.workdir import Workdir
 
-    workdir = Workdir(_WORKDIR.value)
     config = None
     try:
         with quiet_native_logs():
