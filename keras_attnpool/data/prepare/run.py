@@ -166,9 +166,7 @@ def _write_missing(out: OutputDir, spec: DatasetSpec, plans: list[ShardPlan],
     manifest = build_manifest(spec, json_ready(settings), plans, done,
                               {**run, **this_run})
     write_json(out.file(MANIFEST), manifest, indent=JSON_INDENT)
-    if not manifest["ok"]:
-        logger.warning("%s: not ok: failures %s, lost classes %s", out.path,
-                       manifest["failures"], manifest["lost_classes"])
+    # Not ok: the callers say so in one line (prepare.py exits 1, fit refuses the records).
     return {**manifest, "this_run": {**this_run, "seconds": time.perf_counter() - start}}
 
 
