@@ -176,6 +176,10 @@ class Workdir:
 
         if not os.path.isfile(self.model_path):
             raise WorkdirError(f"{self.model_path} not found; train first (training/fit.py).")
+        damage = _zip_damage(self.model_path)  # Keras calls a damaged archive "not found"
+        if damage:
+            raise WorkdirError(f"{self.model_path} is damaged ({damage}); train again, or "
+                               "restore the file.")
         try:
             model = keras.saving.load_model(self.model_path, safe_mode=True)
         except Exception as error:  # Keras raises many types for a damaged archive
@@ -222,6 +226,18 @@ class Workdir:
         model = self.load_model()
         check_agreement(self, config, class_names, model)
         return TrainedRun(self, model, config, class_names)
+
+
+def _zip_damage(path: str) -> str | None:
+    """Why a `.keras` file (a zip archive) is unreadable, or None when it reads whole."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except Exception as error:  # BadZipFile, OSError, zlib.error, EOFError...
+        return f"not a whole zip archive: {error}"
+    return f"{bad} fails its checksum" if bad else None
 
 
 @dataclasses.dataclass

@@ -144,6 +144,26 @@ def test_config_that_is_not_json_is_named(workdir, tmp_path):
         export_workdir(str(other), str(tmp_path / "out"))
 
 
+@pytest.mark.parametrize("damage", ["not a zip", "truncated", "a member changed"])
+def test_a_damaged_model_file_is_named_as_damaged(workdir, tmp_path, damage):
+    """Keras's own error for a damaged .keras archive says "File not found"."""
+    other = _copy_workdir(workdir, tmp_path / "run")
+    data = (other / "model.keras").read_bytes()
+    if damage == "not a zip":
+        data = b"PK\x03\x04garbage"
+    elif damage == "truncated":
+        data = data[:len(data) // 2]
+    else:  # a byte inside the weights' data: their CRC no longer matches
+        middle = len(data) // 2
+        data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+    (other / "model.keras").write_bytes(data)
+    with pytest.raises(WorkdirError, match=f"^{re.escape(str(other / 'model.keras'))} is "
+                                           r"damaged \((not a whole zip archive|.* fails its "
+                                           r"checksum)"):
+        export_workdir(str(other), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--tflite=int4"], "--tflite=int4: value should be one of"),
     (["--version=0"], "--version=0"),
