@@ -132,8 +132,8 @@ def _end_pump() -> None:
         os.close(devnull)
     else:
         os.dup2(real, 2)  # the pipe's last writer closes: the pump reads to its end
+    thread.join(timeout=10)  # the pump writes to `real` until the pipe's end
     os.close(real)
-    thread.join(timeout=10)
 
 
 # libjpeg's warning for a JPEG that decodes with damaged data, printed by the decoder itself.
@@ -165,8 +165,10 @@ def libjpeg_warnings_counted():
                 if said.is_set():
                     continue  # the tool said its error line: nothing may follow it
                 if line.startswith(_SAY):
-                    os.write(real, line[len(_SAY):])
-                    said.set()
+                    try:
+                        os.write(real, line[len(_SAY):])
+                    finally:
+                        said.set()
                 elif _LIBJPEG_WARNING.match(line):
                     damaged.append(line)
                 else:
