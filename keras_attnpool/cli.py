@@ -217,9 +217,7 @@ def run(main) -> None:
             if reason is None:
                 raise
             paths = re.findall(r"(?:^|\s)(/[^\s;:]+)", str(error))
-            fail(f"{paths[0] if paths else 'a file'}: could not be written ({reason}); free "
-                 "space on that disk and rerun the same command: it goes on from what was "
-                 "finished")
+            fail(files.disk_full(paths[0] if paths else "a file", reason, cleaned=False))
 
     silence_native_logs()
     app.run(quiet_main, flags_parser=parse_flags)

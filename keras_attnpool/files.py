@@ -37,11 +37,13 @@ def out_of_space_reason(error: BaseException) -> str | None:
     return next((reason for reason in _NO_SPACE_REASONS if reason in text), None)
 
 
-def disk_full(path: str, reason: str) -> DiskFullError:
-    """The error for `path`, which could not be written (nothing of it was kept)."""
+def disk_full(path: str, reason: str, cleaned: bool = True) -> DiskFullError:
+    """The error for `path`, which could not be written (`cleaned`: nothing of it was
+    kept)."""
+    kept = " nothing of it was kept." if cleaned else ""
     return DiskFullError(
-        f"{path}: could not be written ({reason}); nothing of it was kept. Free space on "
-        f"that disk and rerun the same command: it goes on from what was finished")
+        f"{path}: could not be written ({reason});{kept} Free space on that disk and rerun "
+        "the same command: it goes on from what was finished")
 
 
 def remove_partial(path: str) -> None:

@@ -176,13 +176,13 @@ class Workdir:
 
         if not os.path.isfile(self.model_path):
             raise WorkdirError(f"{self.model_path} not found; train first (training/fit.py).")
-        damage = _zip_damage(self.model_path)  # Keras calls a damaged archive "not found"
-        if damage:
-            raise WorkdirError(f"{self.model_path} is damaged ({damage}); train again, or "
-                               "restore the file.")
         try:
             model = keras.saving.load_model(self.model_path, safe_mode=True)
         except Exception as error:  # Keras raises many types for a damaged archive
+            damage = _zip_damage(self.model_path)  # Keras calls it "File not found"
+            if damage:
+                raise WorkdirError(f"{self.model_path} is damaged ({damage}); train again, "
+                                   "or restore the file.") from None
             reason = " ".join(str(error).split())[:200]
             raise WorkdirError(f"{self.model_path} could not be loaded ({type(error).__name__}: "
                                f"{reason}); train again, or restore the file.") from None

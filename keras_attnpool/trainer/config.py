@@ -212,6 +212,14 @@ def _expand(path: Optional[str]) -> Optional[str]:
     return os.path.abspath(os.path.expanduser(path)) if path else path
 
 
+def _weights(weights: Optional[str]) -> Optional[str]:
+    """None for a random start ("none", the flag's word for it, is stored as null),
+    "imagenet", or the weights file's absolute path."""
+    if weights in (None, "none"):
+        return None
+    return weights if weights == "imagenet" else _expand(weights)
+
+
 def _derived(config: ExperimentConfig) -> dict:
     """The values `resolve` fills in: only those still None (or relative paths)."""
     from keras_attnpool.data.input import augment, sampling
@@ -237,9 +245,7 @@ def _derived(config: ExperimentConfig) -> dict:
         "data_dir": data_dir,
         "records_dir": _expand(config.records_dir) or (
             data_dir and default_records_dir(config.dataset, data_dir, config.split)),
-        # "none" (the flag's word for a random start) is stored as null.
-        "weights": None if config.weights in (None, "none") else config.weights
-        if config.weights == "imagenet" else _expand(config.weights),
+        "weights": _weights(config.weights),
         "resize_short": resize_short,
         "crop_scales": scales,
         "test_frames": config.test_frames or (sampling.PAPER_TEST_FRAMES if config.is_video

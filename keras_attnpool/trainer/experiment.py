@@ -189,13 +189,7 @@ def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.St
     strategy = strategy or make_strategy(config.strategy)
     train_config(config).check_replicas(strategy.num_replicas_in_sync, config.strategy)
     manifest = prepare_records(config, log)
-    if not manifest.get("ok", True):
-        from keras_attnpool.data.prepare.accounting import not_ok_message
-
-        raise ValueError(f"{config.records_dir}: " + not_ok_message(
-            manifest, "fix those files, then prepare again (training/prepare.py "
-            f"--output_dir={config.records_dir} --overwrite) and rerun"))
-    _check_keypoints(config, manifest)
+    _check_records(config, manifest)
     classes = manifest["classes"]
     log(f"Records: {config.records_dir} ({json.dumps(manifest['splits'])} clips, "
         f"{len(manifest.get('skipped', []))} skipped)")
@@ -223,8 +217,15 @@ def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.St
             "resumed_from": result["resumed_from"], "config": config}
 
 
-def _check_keypoints(config: ExperimentConfig, manifest: dict) -> None:
-    """A head that trains on keypoint targets needs records that hold keypoints."""
+def _check_records(config: ExperimentConfig, manifest: dict) -> None:
+    """Records that prepare found not ok (samples or classes lost) are refused, as are
+    records without keypoints for a head that trains on them."""
+    if not manifest.get("ok", True):
+        from keras_attnpool.data.prepare.accounting import not_ok_message
+
+        raise ValueError(f"{config.records_dir}: " + not_ok_message(
+            manifest, "fix those files, then prepare again (training/prepare.py "
+            f"--output_dir={config.records_dir} --overwrite) and rerun"))
     counts = (manifest.get("keypoints") or {}).get("train")
     if get_head_spec(config.head).keypoint_targets and counts is not None \
             and counts["samples"] == 0:
