@@ -245,26 +245,25 @@ def test_pose_attention_trains_on_clips_with_keypoints(demo_dir, tmp_path):
 
 
 def test_records_changed_under_their_index_end_in_one_line(demo_dir, tmp_path):
-    from keras_attnpool.data.input import indexed
-    from keras_attnpool.data.records import frame_index
+    from keras_attnpool.data.records import tfrecord
 
     records = tmp_path / "records"
     experiment.prepare_records(make_config("demo", data_dir=demo_dir, records_dir=str(records),
                                            workers=0), log=lambda _: None)
-    # Every JPEG of the train shard loses its first bytes: the index no longer matches.
-    shard = sorted(records.glob("train-*.tfrecord"))[0]
-    data = bytearray(shard.read_bytes())
-    for entry in frame_index.index_entries([bytes(r) for r in _records(shard)]):
-        parsed = indexed.parse_index_entry(entry)
-        for offset in parsed["frame_offsets"].numpy():
-            data[offset:offset + 2] = b"\x00\x00"
-    shard.write_bytes(bytes(data))
+    # Every train shard is written again with its records in reverse order: each file is
+    # whole, but its index points at other positions.
+    shards = sorted(records.glob("train-*.tfrecord"))
+    for shard in shards:
+        tfrecord.write_tfrecord(str(shard), _records(shard)[::-1])
     result = _run(FIT, f"--data_dir={demo_dir}", f"--records_dir={records}",
                   f"--workdir={tmp_path / 'w'}", *SMALL)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert f"{shard}: no JPEG at byte" in result.stderr and ".index" in result.stderr
+    named = result.stderr.split("fit.py: error: ", 1)[1].split(": ", 1)[0]
+    assert named in {str(s) for s in shards}, result.stderr
+    assert "sampled frames could not be read at the positions its .index file" in \
+        result.stderr and "prepare the records again" in result.stderr
 
 
 @pytest.mark.parametrize("damaged", ["shard", "index"])
@@ -272,7 +271,7 @@ def test_a_damaged_file_is_named_when_training_reads_it(demo_dir, tmp_path, dama
     """TensorFlow's errors for a damaged record ("corrupted record at N") or for JPEG bytes
     it cannot decode name no file; the one line does."""
     from keras_attnpool.data.input import indexed
-    from keras_attnpool.data.records import frame_index
+    from keras_attnpool.data.records import frame_index, stored_frame
 
     records = tmp_path / "records"
     experiment.prepare_records(make_config("demo", data_dir=demo_dir, records_dir=str(records),
@@ -282,8 +281,9 @@ def test_a_damaged_file_is_named_when_training_reads_it(demo_dir, tmp_path, dama
     data = bytearray(target.read_bytes())
     if damaged == "shard":  # every frame's header after its start marker: undecodable
         for entry in frame_index.index_entries([bytes(r) for r in _records(shard)]):
-            for offset in indexed.parse_index_entry(entry)["frame_offsets"].numpy():
-                data[offset + 2:offset + 40] = bytes(38)
+            for position in indexed.parse_index_entry(entry)["frame_records"].numpy():
+                start = position - stored_frame.RECORD_OFFSET
+                data[start + 2:start + 40] = bytes(38)
         first_bad = 0
     else:  # a byte of the second entry's data
         first_bad = 12 + len(_records(target)[0]) + 4

@@ -1,5 +1,5 @@
-"""Frame indexes: entries point at each frame's JPEG in the shard, the pipelines read only
-the sampled bytes through them, and a stale index is reported by file name."""
+"""Frame indexes: entries point at each stored frame's record in the shard, the pipelines
+read only the sampled bytes through them, and a stale index is reported."""
 
 import os
 
@@ -14,7 +14,7 @@ from keras_attnpool.data.input import pipeline, sampling, sources  # noqa: E402
 from keras_attnpool.data.input.errors import input_error_message  # noqa: E402
 from keras_attnpool.data.input.train import batch_uniforms  # noqa: E402
 from keras_attnpool.data.input import indexed  # noqa: E402
-from keras_attnpool.data.records import frame_index  # noqa: E402
+from keras_attnpool.data.records import frame_index, stored_frame  # noqa: E402
 from keras_attnpool.data.records.schema import parse_example  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def mixed_videos():
     return videos
 
 
-def test_entries_point_at_the_jpeg_bytes_of_every_frame(tmp_path):
+def test_entries_point_at_the_record_of_every_stored_frame(tmp_path):
     files = write_shards(tmp_path, mixed_videos(), shards=2, index=True)
     for shard in files:
         data = open(shard, "rb").read()
@@ -44,11 +44,10 @@ def test_entries_point_at_the_jpeg_bytes_of_every_frame(tmp_path):
         assert len(entries) == len(records) > 0
         for serialized, entry in zip(records, entries):
             frames = parse_example(serialized)["frames"].numpy().tolist()
-            parsed = indexed.parse_index_entry(entry)
-            offsets = parsed["frame_offsets"].numpy().tolist()
-            lengths = parsed["frame_lengths"].numpy().tolist()
-            assert len(offsets) == len(lengths) == len(frames)
-            assert [data[o:o + n] for o, n in zip(offsets, lengths)] == frames
+            positions = indexed.parse_index_entry(entry)["frame_records"].numpy().tolist()
+            assert len(positions) == len(frames)
+            starts = [p - stored_frame.RECORD_OFFSET for p in positions]
+            assert [data[s:s + len(f)] for s, f in zip(starts, frames)] == frames
 
 
 def test_an_entry_is_its_record_without_the_frames(tmp_path):
@@ -57,7 +56,7 @@ def test_an_entry_is_its_record_without_the_frames(tmp_path):
     entries = list(tf.data.TFRecordDataset(frame_index.index_path(files[0])))
     for serialized, entry in zip(records, entries):
         record, parsed = parse_example(serialized), indexed.parse_index_entry(entry)
-        assert set(parsed) == set(record) - {"frames"} | {"frame_offsets", "frame_lengths"}
+        assert set(parsed) == set(record) - {"frames"} | {"frame_records"}
         for key in ("video_id", "label", "labels", "num_frames", "fps", "height", "width"):
             np.testing.assert_array_equal(parsed[key].numpy(), record[key].numpy())
         assert parsed["keypoints"].to_list() == record["keypoints"].to_list()
@@ -73,11 +72,12 @@ def test_indexed_reading_touches_only_the_sampled_bytes(tmp_path):
     files = write_shards(tmp_path, [(n, 0)], index=True)
     entry = indexed.parse_index_entry(
         next(iter(tf.data.TFRecordDataset(frame_index.index_path(files[0])))))
+    stored = parse_example(next(iter(tf.data.TFRecordDataset(files[0]))))["frames"].numpy()
     data = bytearray(open(files[0], "rb").read())
-    for t, (offset, length) in enumerate(zip(entry["frame_offsets"].numpy(),
-                                             entry["frame_lengths"].numpy())):
+    for t, position in enumerate(entry["frame_records"].numpy()):
         if t not in chosen:
-            data[offset:offset + length] = b"\x00" * length
+            start = position - stored_frame.RECORD_OFFSET
+            data[start:start + len(stored[t])] = b"\x00" * len(stored[t])
     open(files[0], "wb").write(bytes(data))
     frames, _ = next(iter(train(files, shuffle_buffer=1, batch_size=1, use_index=True)))
     assert [identify(frames[0, s, 8, 8].numpy()) for s in range(3)] == \
@@ -113,14 +113,15 @@ def test_a_batch_read_gives_each_rows_frames_from_its_own_shard(tmp_path):
     entries = {f: [indexed.parse_index_entry(e) for e in
                    tf.data.TFRecordDataset(frame_index.index_path(f))] for f in files}
     rows = [(files[1], 1, [0, 2]), (files[0], 1, [2, 0]), (files[1], 2, [1, 1])]
-    offsets = [tf.gather(entries[f][r]["frame_offsets"], t) for f, r, t in rows]
-    lengths = [tf.gather(entries[f][r]["frame_lengths"], t) for f, r, t in rows]
-    batch = indexed.read_frame_batch(tf.constant([f for f, _, _ in rows]),
-                                     tf.stack(offsets), tf.stack(lengths)).numpy()
+    positions = tf.stack([tf.gather(entries[f][r]["frame_records"], t) for f, r, t in rows])
+    shards = tf.constant([[f, f] for f, _, _ in rows])
+    batch = indexed.read_frames(shards, positions).numpy()
     assert batch.shape == (3, 2)
     for (f, r, t), got in zip(rows, batch):
         record = parse_example(list(tf.data.TFRecordDataset(f))[r])
-        assert got.tolist() == tf.gather(record["frames"], t).numpy().tolist()
+        # Each read JPEG is the one whose stored form the record holds.
+        assert [stored_frame.store(jpeg) for jpeg in got.tolist()] == \
+            tf.gather(record["frames"], t).numpy().tolist()
 
 
 def test_use_index_needs_every_index(tmp_path):
@@ -151,8 +152,9 @@ def test_a_shard_changed_after_its_index_names_both_files(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         next(iter(train(files, batch_size=2, use_index=True)))
     message = input_error_message(error.value)
-    assert message.startswith(f"{files[0]}: no JPEG at byte ") and "\n" not in message
-    assert "train-00000-of-00001.tfrecord.index" in message and "prepare" in message
+    assert message.startswith(f"{files[0]}: sampled frames could not be read at the "
+                              "positions its .index file gives (") and "\n" not in message
+    assert "of the batch's 6, from this shard or another" in message and "prepare" in message
 
 
 def test_write_index_reads_the_shard_when_not_given_the_records(tmp_path):

@@ -7,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import ast  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
+import re  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -141,3 +142,176 @@ def test_reader_modules_do_not_import_tensorflow():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n.split(".")[0] in ("tensorflow", "keras") for n in names), path
+
+
+# The paper's authors' release: the first OpenPose format, `image_%05d.json` from 1.
+def authors_json(*bodies):
+    return json.dumps({"version": 0.1, "bodies": [{"joints": b} for b in bodies]})
+
+
+def test_both_json_formats_give_the_same_mpii_arrays(tmp_path):
+    first, second = flat(18, 100, 200, zero_confidence=(7,)), flat(18, 0, 0)
+    (tmp_path / "today_keypoints.json").write_text(json.dumps({"version": 1.3, "people": [
+        {"pose_keypoints_2d": first}, {"pose_keypoints_2d": second}]}))
+    (tmp_path / "image_00001.json").write_text(authors_json(first, second))
+    today = openpose.read_openpose_json(str(tmp_path / "today_keypoints.json"))
+    authors = openpose.read_openpose_json(str(tmp_path / "image_00001.json"))
+    assert authors.shape == (2, 16, 3) and authors.dtype == np.float32
+    np.testing.assert_array_equal(authors[0], COCO_EXPECTED)
+    # second person: COCO joint k at (k, k), all found -> the same rows as COCO_EXPECTED
+    # shifted by (-100, -200), with the left wrist (7) valid this time.
+    expected = [(x - 100, y - 200, 1) if v else (0, 0, 0) for x, y, v in COCO_EXPECTED]
+    expected[15] = (7, 7, 1)
+    np.testing.assert_array_equal(authors[1], expected)
+    np.testing.assert_array_equal(today, authors)
+    (tmp_path / "image_00002.json").write_text(authors_json([]))  # body model off
+    np.testing.assert_array_equal(
+        openpose.read_openpose_json(str(tmp_path / "image_00002.json")), np.zeros((1, 16, 3)))
+    (tmp_path / "image_00003.json").write_text('{"version": 0.1, "bodies": []}')
+    assert openpose.read_openpose_json(str(tmp_path / "image_00003.json")).shape == (0, 16, 3)
+
+
+@pytest.mark.parametrize("text,match", [
+    ('{"bodies": [{"joints": [1, 2, 3]}]}', r"bodies\[0\]: keypoint list has 3 numbers"),
+    ('{"bodies": {"joints": []}}', "'bodies' is not a list"),
+    ('{"bodies": [], "people": []}', "both a 'people' and a 'bodies' list"),
+])
+def test_bad_authors_json_names_the_file(tmp_path, text, match):
+    path = tmp_path / "image_00001.json"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match="image_00001.json: " + match):
+        openpose.read_openpose_json(str(path))
+
+
+def r_ankle_person(x, y=50.0):
+    """A COCO-18 body whose only found joint is the right ankle (COCO 10 -> MPII 0)."""
+    person = np.zeros((18, 3))
+    person[10] = (x, y, 0.9)
+    return person.ravel().tolist()
+
+
+def test_authors_video_folder_keeps_frames_in_place(tmp_path):
+    written = (1, 2, 4, 7)  # image_00003, 5 and 6 missing
+    for number in written:
+        (tmp_path / f"image_{number:05d}.json").write_text(
+            authors_json(r_ankle_person(10.0 * number)))
+    (tmp_path / "image_00004.jpg").write_bytes(b"not a keypoints file")
+    (tmp_path / "notes.txt").write_text("ignored")
+    frames = openpose.read_openpose_video(str(tmp_path))
+    assert len(frames) == max(written)  # frames 0 .. 6
+    for index, people in enumerate(frames):
+        if index + 1 in written:
+            assert people.shape == (1, 16, 3), index
+            assert people[0, 0].tolist() == [10.0 * (index + 1), 50.0, 1.0], index
+            assert people[0, 1:].sum() == 0
+        else:
+            assert people.shape == (0, 16, 3), index
+
+
+@pytest.mark.parametrize("names,bad,match", [
+    (["clip_000000000000_keypoints.json", "image_00002.json"], "image_00002.json",
+     r"named 'image_<frame:05d>.json' next to '<stem>_<frame>_keypoints.json' files "
+     r"\(such as .*clip_000000000000_keypoints.json\); keep one layout per folder"),
+    (["image_00000.json", "image_00001.json"], "image_00000.json",
+     "frame number 0 in the 'image_<frame:05d>.json' layout, whose frames are numbered "
+     "from 1; renumber"),
+    (["image_00003.json", "image_0003.json"], "image_0003.json",  # read second (sorted)
+     r"second file for frame 2 \(also .*image_00003.json\)"),
+])
+def test_bad_video_folder_names_the_file(tmp_path, names, bad, match):
+    for name in names:
+        (tmp_path / name).write_text(authors_json(r_ankle_person(1.0)))
+    with pytest.raises(DatasetError, match=re.escape(f"{tmp_path / bad}: ") + match):
+        openpose.read_openpose_video(str(tmp_path))
+
+
+def test_hico_style_image_folder(tmp_path):
+    from keras_attnpool.data.datasets.common import keypoints_path_for
+    kp = tmp_path / "kp"
+    folder = kp / "train2015" / "HICO_train2015_00000001"
+    folder.mkdir(parents=True)
+    (folder / "image_00001.json").write_text(authors_json(flat(18, 100, 200, (7,))))
+    (kp / "train2015" / "HICO_train2015_00000002_keypoints.json").write_text(
+        json.dumps({"people": [{"pose_keypoints_2d": flat(25, 300, 400)}]}))
+    path = keypoints_path_for(str(kp), "train2015/HICO_train2015_00000001.jpg", video=False)
+    assert path == str(folder)
+    np.testing.assert_array_equal(openpose.read_openpose_json(path), [COCO_EXPECTED])
+    # Today's per-image file is still found, and an image with neither has no keypoints.
+    other = keypoints_path_for(str(kp), "train2015/HICO_train2015_00000002.jpg", video=False)
+    assert other == str(kp / "train2015" / "HICO_train2015_00000002_keypoints.json")
+    np.testing.assert_array_equal(openpose.read_openpose_json(other), [BODY25_EXPECTED])
+    assert keypoints_path_for(str(kp), "train2015/HICO_train2015_00000003.jpg", False) is None
+    # A folder with no frame file: no people; one with a second frame: an error naming it.
+    empty = kp / "train2015" / "HICO_train2015_00000004"
+    empty.mkdir()
+    assert openpose.read_openpose_json(str(empty)).shape == (0, 16, 3)
+    (folder / "image_00002.json").write_text(authors_json())
+    with pytest.raises(DatasetError, match=re.escape(f"{folder / 'image_00002.json'}: ")
+                       + "a second frame in an image's keypoints folder"):
+        openpose.read_openpose_json(str(folder))
+
+
+def test_prepare_reads_the_authors_hmdb51_keypoints(tmp_path):
+    from conftest import encode_video, write_lines
+    from test_prepare import read_records
+
+    from keras_attnpool.data.prepare.run import prepare_dataset
+    num_frames = 6
+    root = tmp_path / "hmdb51"
+    encode_video(root / "wave" / "wave_a.avi", num_frames=num_frames, width=32, height=24)
+    encode_video(root / "wave" / "wave_b.avi", num_frames=4, width=32, height=24)
+    write_lines(root / "testTrainMulti_7030_splits" / "wave_test_split1.txt",
+                ["wave_a.avi 1 ", "wave_b.avi 2 "])
+    folder = tmp_path / "pose" / "wave" / "wave_a"
+    folder.mkdir(parents=True)
+    written = (1, 3, 4, 9)  # image_00009 lies past the 6 decoded frames
+    for number in written:
+        (folder / f"image_{number:05d}.json").write_text(
+            authors_json(r_ankle_person(2.0 * number, 12.0)))
+    out = tmp_path / "out"
+    prepare_dataset("hmdb51", str(root), str(out), workers=0, short_side=16,
+                    keypoints_dir=str(tmp_path / "pose"))
+    inside = [n - 1 for n in written if n - 1 < num_frames]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["keypoints"]["train"] == {"samples": 1, "frames": len(inside)}
+    assert manifest["keypoints"]["test"]["samples"] == 0
+    keypoints = read_records(out, "train")["wave/wave_a.avi"]["keypoints"]
+    assert [len(k) for k in keypoints.to_list()] == [
+        48 if i in inside else 0 for i in range(num_frames)]
+    for i in inside:  # frame image_<i + 1> at index i, scaled 24x32 -> 16x21
+        np.testing.assert_allclose(keypoints[i].numpy()[:3],
+                                   [2.0 * (i + 1) * 21 / 32, 12.0 * 16 / 24, 1.0], rtol=1e-6)
+
+
+def test_prepare_reads_the_authors_hico_keypoints(tmp_path):
+    import scipy.io
+    from PIL import Image
+    from test_hico_reader import TEST, TRAIN, anno
+
+    from keras_attnpool.data.prepare.run import prepare_dataset
+    root = tmp_path / "hico"
+    for folder, names in (("train2015", TRAIN), ("test2015", TEST)):
+        (root / "images" / folder).mkdir(parents=True)
+        for name in names:
+            Image.new("RGB", (32, 24), (90, 120, 150)).save(root / "images" / folder / name)
+    scipy.io.savemat(root / "anno.mat", anno())
+    kp = tmp_path / "kp" / "train2015"
+    (kp / "HICO_train2015_00000001").mkdir(parents=True)          # the authors' folder
+    (kp / "HICO_train2015_00000001" / "image_00001.json").write_text(
+        authors_json(r_ankle_person(8.0, 6.0), r_ankle_person(16.0, 12.0)))
+    (kp / "HICO_train2015_00000002_keypoints.json").write_text(json.dumps(  # today's file
+        {"people": [{"pose_keypoints_2d": r_ankle_person(4.0, 2.0)}]}))
+    (kp / "HICO_train2015_00000003").mkdir()                       # a folder, no frame file
+    out = tmp_path / "out"
+    prepare_dataset("hico", str(root), str(out), workers=0, short_side=16,
+                    keypoints_dir=str(tmp_path / "kp"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"] == {"train": len(TRAIN), "test": len(TEST)}
+    assert manifest["keypoints"]["train"] == {"samples": 2, "frames": 2}
+    assert manifest["keypoints"]["test"]["samples"] == 0
+    from test_prepare import read_records
+    records = read_records(out, "train")
+    first = records["train2015/HICO_train2015_00000001.jpg"]["keypoints"][0].numpy()
+    people = first.reshape(-1, 16, 3)[:, 0]  # each person's right ankle, 24x32 -> 16x21
+    np.testing.assert_allclose(people, [[8.0 * 21 / 32, 6.0 * 16 / 24, 1.0],
+                                        [16.0 * 21 / 32, 12.0 * 16 / 24, 1.0]], rtol=1e-6)

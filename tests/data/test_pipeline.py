@@ -26,7 +26,7 @@ from keras_attnpool.data.joints import INVALID_JOINT  # noqa: E402
 from keras_attnpool.data.records import frame_index  # noqa: E402
 from keras_attnpool.data.records.schema import encode_example, shard_name  # noqa: E402
 
-GARBAGE = b"not a jpeg: decoding this frame would fail"
+GARBAGE = b"\xff\xd8 (a JPEG start marker, then bytes no decoder accepts)"
 H, W = 24, 32
 
 

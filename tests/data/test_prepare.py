@@ -30,7 +30,7 @@ from keras_attnpool.data.prepare.pool import WorkerPool  # noqa: E402
 from keras_attnpool.data.prepare.worker import (  # noqa: E402
     ConvertSettings, Job, Serialized, convert_sample, unspool)
 from keras_attnpool.data.input import indexed  # noqa: E402
-from keras_attnpool.data.records import frame_index  # noqa: E402
+from keras_attnpool.data.records import frame_index, stored_frame  # noqa: E402
 from keras_attnpool.data.records.schema import encode_example, parse_example  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -240,8 +240,8 @@ def test_every_shard_gets_a_frame_index_and_a_lost_one_is_rebuilt(hmdb51, tmp_pa
         for entry, serialized in zip(entries, records):
             entry = indexed.parse_index_entry(entry)
             frames = parse_example(serialized)["frames"].numpy().tolist()
-            assert [data[o:o + n] for o, n in zip(entry["frame_offsets"].numpy(),
-                                                  entry["frame_lengths"].numpy())] == frames
+            starts = entry["frame_records"].numpy() - stored_frame.RECORD_OFFSET
+            assert [data[s:s + len(f)] for s, f in zip(starts, frames)] == frames
     # A folder whose shard lost its index (prepared before indexes, or copied without
     # them): a rerun writes the index and nothing else.
     lost = out / "train-00001-of-00003.tfrecord.index"
@@ -498,8 +498,7 @@ def test_a_worker_record_equals_the_one_encode_example_writes(tmp_path):
     assert direct.record == encode_example("a/clip.avi", frames, label=-1, labels=labels,
                                            fps=25.0, height=16, width=21)
     starts = direct.parts.frame_positions
-    assert [direct.record[s:s + n] for s, n in zip(starts, direct.parts.frame_lengths)] \
-        == frames
+    assert [direct.record[s:s + len(f)] for s, f in zip(starts, frames)] == frames
 
 
 def test_spooled_records_come_back_whole_and_the_file_goes(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_attnpool.data.records import proto  # noqa: E402
+from keras_attnpool.data.records import proto, stored_frame  # noqa: E402
 from keras_attnpool.data.records.schema import CONTEXT_SPEC, SEQUENCE_SPEC  # noqa: E402
 
 NAN = float("nan")
@@ -35,7 +35,9 @@ def strings(values):
 
 
 def tensorflow_record(video_id, frames, label, labels, fps, height, width, keypoints):
-    """The record as TensorFlow's classes build it; `keypoints`: flat lists per frame."""
+    """The record as TensorFlow's classes build it; `keypoints`: flat lists per frame.
+    Frames are kept in their stored form (tests/data/test_stored_frame.py checks it)."""
+    frames = [stored_frame.store(f) for f in frames]
     return tf.train.SequenceExample(
         context=tf.train.Features(feature={
             "video_id": strings([video_id]), "label": ints([label]),
@@ -64,15 +66,16 @@ CASES = {
         (b"HICO_train2015_00000001.jpg", [b"\xff\xd8img"], -1, [1, -1, 0, NAN, 1], 0.0,
          480, 640, [[]])),
     "keypoints_on_some_frames": (
-        dict(video_id="v", jpeg_frames=[b"a", b"b", b"c"], label=0, height=8, width=8,
+        dict(video_id="v", jpeg_frames=[b"\xff\xd8a", b"\xff\xd8b", b"\xff\xd8c"], label=0,
+             height=8, width=8,
              keypoints=[np.array(person(1.0), np.float32).reshape(1, 16, 3), None,
                         np.array(person(3.0) + person(5.5), np.float32).reshape(2, 16, 3)]),
-        (b"v", [b"a", b"b", b"c"], 0, [], 0.0, 8, 8,
+        (b"v", [b"\xff\xd8a", b"\xff\xd8b", b"\xff\xd8c"], 0, [], 0.0, 8, 8,
          [person(1.0), [], person(3.0) + person(5.5)])),
     "empty_lists_and_bytes": (
-        dict(video_id="", jpeg_frames=[b""], labels=np.zeros([0], np.float32),
+        dict(video_id="", jpeg_frames=[b"\xff\xd8"], labels=np.zeros([0], np.float32),
              keypoints=[np.zeros((0, 16, 3), np.float32)]),
-        (b"", [b""], -1, [], 0.0, 0, 0, [[]])),
+        (b"", [b"\xff\xd8"], -1, [], 0.0, 0, 0, [[]])),
 }
 
 
@@ -93,7 +96,7 @@ def test_bytes_equal_tensorflows_and_parse_back(name):
     np.testing.assert_allclose(context["fps"].numpy(), [fps], rtol=1e-6)
     assert (context["height"].numpy().tolist(), context["width"].numpy().tolist()) == \
         ([height], [width])
-    assert sequence["frames"].numpy().tolist() == [frames]
+    assert sequence["frames"].numpy().tolist() == [[stored_frame.store(f) for f in frames]]
     assert sequence["keypoints"].to_list() == [keypoints]
 
 
@@ -102,7 +105,8 @@ def test_messages_read_tensorflows_bytes_and_drop_the_frames():
     serialized = tensorflow_record(*values).SerializeToString(deterministic=True)
     example = proto.SequenceExample.FromString(serialized)
     assert [f.bytes_list.value[0] for f in
-            example.feature_lists.feature_list["frames"].feature] == values[1]
+            example.feature_lists.feature_list["frames"].feature] == \
+        [stored_frame.store(f) for f in values[1]]
     entry = proto.without_frames(example)
     assert set(entry.feature_lists.feature_list) == {"keypoints"}
     assert entry.context == example.context

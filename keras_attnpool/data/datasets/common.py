@@ -280,16 +280,19 @@ def stratified_split(groups: dict[Any, list[str]], fraction: float, seed: int,
 def keypoints_path_for(keypoints_dir: str | None, rel: str, video: bool) -> str | None:
     """Where OpenPose output for media file `rel` lives, if it exists.
 
-    Images: `<keypoints_dir>/<rel without extension>_keypoints.json` (OpenPose's own name).
-    Videos: the folder `<keypoints_dir>/<rel without extension>/` holding the per-frame
-    `<stem>_<frame:012d>_keypoints.json` files OpenPose writes with `--write_json`.
+    Images: `<keypoints_dir>/<rel without extension>_keypoints.json` (OpenPose's own name);
+    where that file is absent, the folder `<keypoints_dir>/<rel without extension>/` (the
+    authors' HICO release: `image_00001.json` inside), which `read_openpose_json` reads.
+    Videos: the folder `<keypoints_dir>/<rel without extension>/` holding one file per frame
+    (`<stem>_<frame:012d>_keypoints.json` from `--write_json`, or the authors'
+    `image_<frame:05d>.json`; see `openpose.read_openpose_video`).
     """
     if keypoints_dir is None:
         return None
     stem = os.path.join(absolute(keypoints_dir), *posixpath.splitext(rel)[0].split("/"))
-    candidate = stem if video else stem + "_keypoints.json"
-    exists = os.path.isdir(candidate) if video else os.path.isfile(candidate)
-    return candidate if exists else None
+    if not video and os.path.isfile(stem + "_keypoints.json"):
+        return stem + "_keypoints.json"
+    return stem if os.path.isdir(stem) else None
 
 
 def absolute(path: str) -> str:

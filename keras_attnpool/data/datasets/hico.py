@@ -97,7 +97,8 @@ def read_hico(data_dir: str, *, on_error: str = "skip", annotation_file: str | N
         data_dir: folder holding `anno.mat` and `images/`.
         on_error: "skip" (record problems in `skipped`) or "fail" (raise `DatasetError`).
         annotation_file: `anno.mat`, if not `<data_dir>/anno.mat`.
-        keypoints_dir: OpenPose output, `<keypoints_dir>/train2015/<stem>_keypoints.json`.
+        keypoints_dir: OpenPose output, `<keypoints_dir>/train2015/<stem>_keypoints.json`
+            or the authors' `<keypoints_dir>/train2015/<stem>/image_00001.json`.
     """
     reporter = Reporter(on_error)
     data_dir = absolute(data_dir)

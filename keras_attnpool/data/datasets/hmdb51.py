@@ -107,7 +107,8 @@ def read_hmdb51(data_dir: str, split: int = 1, *, on_error: str = "skip",
         on_error: "skip" (record problems in `skipped`) or "fail" (raise `DatasetError`).
         splits_dir: the split files' folder, if not `<data_dir>/testTrainMulti_7030_splits`.
         videos_dir: the class folders' parent, if not `data_dir`.
-        keypoints_dir: OpenPose output, `<keypoints_dir>/<class>/<video stem>/`.
+        keypoints_dir: OpenPose output, `<keypoints_dir>/<class>/<video stem>/` holding
+            `*_<frame:012d>_keypoints.json` or the authors' `image_<frame:05d>.json`.
     """
     split = check_split_number(split)
     reporter = Reporter(on_error)

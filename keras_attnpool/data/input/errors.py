@@ -7,12 +7,17 @@ from typing import Optional
 
 import tensorflow as tf
 
+from keras_attnpool.data.input.indexed import FRAMES_UNREAD
 from keras_attnpool.data.records import frame_index, tfrecord
 
-# What TensorFlow says of a damaged record (its checksum) or of JPEG bytes it cannot decode;
-# neither names the file.
+# What TensorFlow says of a damaged record (its checksum) or of JPEG bytes it cannot decode,
+# and what `indexed.read_frames` says of frames it could not read; none names the file.
 _DAMAGE = re.compile(r"corrupted record|Invalid JPEG data|jpeg::Uncompress|"
-                     r"Not a JPEG file|Premature end of JPEG|Unknown image file format", re.I)
+                     r"Not a JPEG file|Premature end of JPEG|Unknown image file format|"
+                     + FRAMES_UNREAD, re.I)
+# The data of `indexed.read_frames`'s failed check: the batch's first shard, frames read, asked.
+_UNREAD = re.compile(FRAMES_UNREAD + r".*?\] \[(.+?)\] \[frames read:\] \[(\d+)\] \[of\] "
+                     r"\[(\d+)\]")
 
 
 def damaged_file(records_dir: str) -> Optional[str]:
@@ -36,14 +41,18 @@ def input_error_message(error: BaseException, records_dir: Optional[str] = None
     if not isinstance(error, tf.errors.OpError) or "Iterator" not in str(error):
         return None
     text = str(error)
-    # A message of ours, raised in a tf.numpy_function (input.indexed.read_frames).
-    ours = re.findall(r"^(?:ValueError|OSError): (.+)$", text, flags=re.M)
-    if ours:
-        return ours[-1].strip()
     if records_dir and os.path.isdir(records_dir) and _DAMAGE.search(text):
         found = damaged_file(records_dir)
         if found:
             return found
+    unread = _UNREAD.search(text)
+    if unread:
+        shard, read, count = unread.groups()
+        return (f"{shard}: {FRAMES_UNREAD} at the positions its {frame_index.INDEX_SUFFIX} "
+                f"file gives (read {read} of the batch's {count}, from this shard or "
+                "another of the batch): a shard or its index was replaced or damaged "
+                "after prepare wrote them, or a shard is missing; prepare the records again "
+                "(training/prepare.py --overwrite)")
     core = re.sub(r"\{\{[^}]*\}\}|\[\[.*?\]\]|\[Op:[^\]]*\]", " ", text, flags=re.S)
     core = re.sub(r"\s+name:\s*$", "", " ".join(core.split())).rstrip(" .")
     return (f"reading the prepared records failed ({type(error).__name__}: {core}); check "

@@ -1,29 +1,26 @@
 """Reading through a shard's frame index (`records.frame_index` describes and writes it).
 
-`parse_index_entry` parses an entry; `read_frames` and `read_frame_batch` read the sampled
-JPEGs (positioned reads, `os.pread`, in a `tf.numpy_function`; training reads a whole
-batch's frames in one call). Records read this way skip TFRecord's checksum, so every frame
-read is checked to start with a JPEG start-of-image marker: an index that does not match its
-shard (a shard replaced after prepare) fails with a message naming both files.
+`parse_index_entry` parses an entry; `read_frames` reads the sampled frames at the positions
+the entries give, in TensorFlow ops alone: each stored frame holds a TFRecord record
+(`records.stored_frame`), which `TFRecordDatasetV2` reads from a byte position, with its
+checksum verified. So no Python runs per batch: the pipeline runs without the GIL, and on
+tf.data service workers, which have TensorFlow but not this package.
 """
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
 import tensorflow as tf
 
 from keras_attnpool.data.records.frame_index import INDEX_SUFFIX, index_path
 from keras_attnpool.data.records.schema import CONTEXT_SPEC, SEQUENCE_SPEC
+from keras_attnpool.data.records.stored_frame import JPEG_START
 
-__all__ = ["INDEX_SUFFIX", "has_index", "index_path", "parse_index_entry", "read_frames",
-           "read_frame_batch"]
-_JPEG_START = b"\xff\xd8"
+__all__ = ["INDEX_SUFFIX", "has_index", "index_is_current", "index_path",
+           "parse_index_entry", "read_frames", "FRAMES_UNREAD"]
+# Starts the message of a failed read; `input.errors` then looks for the damaged file.
+FRAMES_UNREAD = "sampled frames could not be read"
 
-INDEX_CONTEXT_SPEC = {**CONTEXT_SPEC,
-                      "frame_offsets": tf.io.RaggedFeature(tf.int64),
-                      "frame_lengths": tf.io.RaggedFeature(tf.int64)}
+INDEX_CONTEXT_SPEC = {**CONTEXT_SPEC, "frame_records": tf.io.RaggedFeature(tf.int64)}
 INDEX_SEQUENCE_SPEC = {"keypoints": SEQUENCE_SPEC["keypoints"]}
 
 
@@ -31,65 +28,55 @@ def has_index(shard: str) -> bool:
     return tf.io.gfile.exists(index_path(shard))
 
 
+def index_is_current(shard: str) -> bool:
+    """Whether the index of `shard` points at stored frames (its first entry has
+    `frame_records`), rather than being an index of format 1, whose frames only a
+    Python read could reach; an empty index is current."""
+    for entry in tf.data.TFRecordDataset(index_path(shard)).take(1):
+        features = tf.io.parse_single_sequence_example(
+            entry, context_features={"frame_records": INDEX_CONTEXT_SPEC["frame_records"],
+                                     "num_frames": CONTEXT_SPEC["num_frames"]})[0]
+        return int(tf.size(features["frame_records"])) == int(features["num_frames"])
+    return True
+
+
 def parse_index_entry(serialized: tf.Tensor, keypoints: bool = True) -> dict:
-    """Parses an index entry: `parse_example`'s dict with `frame_offsets` and
-    `frame_lengths` (int64 [T]) in place of `frames`."""
+    """Parses an index entry: `parse_example`'s dict with `frame_records` (int64 [T]) in
+    place of `frames`."""
     context, sequence = tf.io.parse_single_sequence_example(
         serialized, context_features=INDEX_CONTEXT_SPEC,
         sequence_features=INDEX_SEQUENCE_SPEC if keypoints else {})
     return {**context, **sequence}
 
 
-def _read_ranges(shard: bytes, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The byte ranges of `shard` as an object array of bytes (each must start a JPEG)."""
-    name = shard.decode("utf-8")
-    out = []
-    if "://" in name:  # a remote file system (gs://, s3://...): tf.io.gfile seeks and reads
-        with tf.io.gfile.GFile(name, "rb") as f:
-            for offset, length in zip(offsets.tolist(), lengths.tolist()):
-                f.seek(offset)
-                out.append(f.read(length))
-    else:
-        fd = os.open(name, os.O_RDONLY)
-        try:
-            out = [os.pread(fd, length, offset)
-                   for offset, length in zip(offsets.tolist(), lengths.tolist())]
-        finally:
-            os.close(fd)
-    for data, offset, length in zip(out, offsets.tolist(), lengths.tolist()):
-        if len(data) != length or not data.startswith(_JPEG_START):
-            raise ValueError(
-                f"{name}: no JPEG at byte {offset} (length {length}), where "
-                f"{index_path(name)} puts a frame: the shard changed after its index was "
-                "written, or the record holds a frame that is not a JPEG. Delete the "
-                ".index file (training/prepare.py writes it again; without it the "
-                "pipelines read whole records)")
-    return np.array(out, dtype=object)
+def read_frames(shards: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
+    """The JPEGs of the stored frames whose records start at `positions` (int64, any shape)
+    of the files `shards` (tf.string, the same shape): tf.string of that shape.
 
-
-def read_frames(shard: tf.Tensor, offsets: tf.Tensor, lengths: tf.Tensor,
-                count: int | None = None) -> tf.Tensor:
-    """The JPEGs at `offsets` / `lengths` (int64 [k]) of `shard`: tf.string [k]."""
-    frames = tf.numpy_function(_read_ranges, [shard, offsets, lengths], tf.string,
-                               stateful=False, name="read_frames")
-    return tf.ensure_shape(frames, [count])
-
-
-def _read_batch(shards: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Row b: the byte ranges offsets[b] / lengths[b] of shards[b]; each shard opened once."""
-    out = np.empty(offsets.shape, dtype=object)
-    rows_of = {}
-    for row, shard in enumerate(shards.tolist()):
-        rows_of.setdefault(shard, []).append(row)
-    for shard, rows in rows_of.items():
-        out[rows] = _read_ranges(shard, offsets[rows].ravel(),
-                                 lengths[rows].ravel()).reshape(len(rows), -1)
-    return out
-
-
-def read_frame_batch(shards: tf.Tensor, offsets: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-    """`read_frames` for a batch of clips in one call: shards tf.string [B], offsets and
-    lengths int64 [B, T] -> the JPEGs, tf.string [B, T]."""
-    frames = tf.numpy_function(_read_batch, [shards, offsets, lengths], tf.string,
-                               stateful=False, name="read_frame_batch")
-    return tf.ensure_shape(frames, offsets.shape)
+    One dataset reads them all: each (file, position) pair is one of its files, read from
+    that position; the stored frame's guard ends each file's read with a checksum error,
+    which moves it on to the next pair, and `ignore_errors` drops those errors. A frame
+    that cannot be read (a damaged or replaced shard, or a missing file) is dropped as
+    well, so the count is checked: a shortfall fails with FRAMES_UNREAD.
+    """
+    shape = tf.shape(positions)
+    files, offsets = tf.reshape(shards, [-1]), tf.reshape(positions, [-1])
+    count = tf.size(offsets, out_type=tf.int64)
+    handle = tf.raw_ops.TFRecordDatasetV2(
+        filenames=files, compression_type="", buffer_size=tf.constant(0, tf.int64),
+        byte_offsets=offsets)
+    records = tf.data.experimental.from_variant(
+        handle, tf.TensorSpec([], tf.string)).ignore_errors()
+    # With no frame read at all, the empty batch after them is taken.
+    data = records.batch(tf.maximum(count, 1)).concatenate(
+        tf.data.Dataset.from_tensors(tf.zeros([0], tf.string))).take(1).get_single_element()
+    read = tf.size(data, out_type=tf.int64)
+    check = tf.debugging.Assert(read == count, [
+        f"{FRAMES_UNREAD}: a shard or its frame index was damaged or replaced after "
+        "prepare wrote them; first shard of the batch:", files[:1], "frames read:", read,
+        "of", count], summarize=1)
+    with tf.control_dependencies([check]):
+        # Padded to the count as well: a shortfall raises the message above, never a
+        # shape error of an op that happened to run first.
+        data = tf.concat([data, tf.fill(tf.maximum(count - read, 0)[None], "")], 0)[:count]
+    return tf.reshape(tf.strings.join([JPEG_START, data]), shape)

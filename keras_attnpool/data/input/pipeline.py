@@ -59,6 +59,11 @@ def _options() -> tf.data.Options:
     # Parallelism comes from the parallel maps (one clip per thread); an op that splits its
     # own work over threads (resize) only adds hand-offs and spinning on top.
     options.threading.max_intra_op_parallelism = 1
+    # Under a distribution strategy, each worker keeps its share of the batches. The
+    # automatic choice would shard by file, taking the shards that `indexed.read_frames`
+    # reads frames from for a file list, and drop the shuffles on the way.
+    options.experimental_distribute.auto_shard_policy = \
+        tf.data.experimental.AutoShardPolicy.DATA
     return options
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import logging
 from typing import Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -29,6 +30,7 @@ from keras_attnpool.data.input.files import pipeline_files
 from keras_attnpool.data.input import indexed
 from keras_attnpool.data.records.schema import CONTEXT_SPEC, SEQUENCE_SPEC, parse_example
 
+logger = logging.getLogger("keras_attnpool.data.input")
 AUTOTUNE = tf.data.AUTOTUNE
 INDEX_IN_MEMORY_BYTES = 64 * 2**20
 Item = Tuple[tf.Tensor, tf.Tensor]  # (shard file name, serialized record or index entry)
@@ -149,7 +151,7 @@ class IndexedShards(RecordSource):
         return indexed.parse_index_entry(serialized, keypoints=keypoints)
 
     def parse_batch(self, serialized: tf.Tensor, keypoints: bool) -> dict:
-        # `frame_offsets`, `frame_lengths` ragged [B, (num_frames)].
+        # `frame_records` ragged [B, (num_frames)].
         sequence_spec = dict(indexed.INDEX_SEQUENCE_SPEC) if keypoints else {}
         context, sequence, _ = tf.io.parse_sequence_example(
             serialized, context_features=indexed.INDEX_CONTEXT_SPEC,
@@ -157,14 +159,14 @@ class IndexedShards(RecordSource):
         return {**context, **sequence}
 
     def frames(self, shard: tf.Tensor, record: dict, indices: tf.Tensor) -> tf.Tensor:
-        return indexed.read_frames(shard, tf.gather(record["frame_offsets"], indices),
-                                   tf.gather(record["frame_lengths"], indices),
-                                   indices.shape[0])
+        positions = tf.gather(record["frame_records"], indices)
+        frames = indexed.read_frames(tf.fill(tf.shape(positions), shard), positions)
+        return tf.ensure_shape(frames, indices.shape)
 
     def frame_batch(self, shards: tf.Tensor, records: dict, indices: tf.Tensor) -> tf.Tensor:
-        return indexed.read_frame_batch(
-            shards, _gather_rows(records["frame_offsets"], indices),
-            _gather_rows(records["frame_lengths"], indices))
+        positions = _gather_rows(records["frame_records"], indices)
+        files = tf.broadcast_to(shards[:, None], tf.shape(positions))
+        return tf.ensure_shape(indexed.read_frames(files, positions), indices.shape)
 
     def training_records(self, seed: Optional[int], cycle_length: int, shuffle_buffer: int,
                          repeat: bool) -> tf.data.Dataset:
@@ -201,8 +203,8 @@ class IndexedShards(RecordSource):
 
 def record_source(files: Sequence[str], use_index: Optional[bool] = None,
                   index_in_memory: Optional[bool] = None) -> RecordSource:
-    """`IndexedShards` when every shard has a frame index (or `use_index=True`, which
-    requires one), else `WholeRecords`."""
+    """`IndexedShards` when every shard has a current frame index (or `use_index=True`,
+    which requires one), else `WholeRecords`."""
     if use_index is False:
         return WholeRecords(files)
     missing = [f for f in files if not indexed.has_index(f)]
@@ -210,4 +212,16 @@ def record_source(files: Sequence[str], use_index: Optional[bool] = None,
         raise FileNotFoundError(f"{indexed.index_path(missing[0])}: no frame index "
                                 "(rerun training/prepare.py, which writes it, or pass "
                                 "use_index=False to read whole records)")
-    return WholeRecords(files) if missing else IndexedShards(files, index_in_memory)
+    if missing:
+        return WholeRecords(files)
+    if not indexed.index_is_current(files[0]):
+        message = (f"{indexed.index_path(files[0])}: an index of records prepared by an "
+                   "earlier version (format 1, plain JPEG frames)")
+        if use_index:
+            raise ValueError(f"{message}; prepare them again (training/prepare.py "
+                             "--overwrite), or pass use_index=False to read whole records")
+        logger.warning("%s: reading whole records, which is slower; prepare them again "
+                       "(training/prepare.py --overwrite) to read only the sampled frames",
+                       message)
+        return WholeRecords(files)
+    return IndexedShards(files, index_in_memory)

@@ -37,7 +37,7 @@ except ImportError:  # Windows: no lock, one prepare per folder is up to the use
     fcntl = None
 
 # The version of what a prepare writes (records, indexes, manifest): the manifest's `format`.
-FORMAT = "keras_attnpool.prepared/1"
+FORMAT = "keras_attnpool.prepared/2"
 MANIFEST = "manifest.json"
 STATE_DIR = ".prepare"
 STATE = "state.json"

@@ -1,7 +1,7 @@
 """What `prepare` writes: shards of `records.schema` records, and the manifest.
 
 Manifest (`OUT/manifest.json`) keys:
-    format            "keras_attnpool.prepared/1"
+    format            "keras_attnpool.prepared/2" (1: frames stored as plain JPEGs)
     dataset           reader name
     splits            {split: records written}            (after decode failures)
     listed            {split: entries the dataset's files list there}: records, entries

@@ -89,7 +89,7 @@ class Serialized:
 
     @property
     def num_frames(self) -> int:
-        return len(self.parts.frame_lengths)
+        return len(self.parts.frame_positions)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def serialize(job: Job, converted: Converted) -> Serialized:
         keypoints=converted.keypoints)
     record = proto.serialize(example)
     return Serialized(job.video_id, record,
-                      proto.record_parts(example, record, converted.frames),
+                      proto.record_parts(example, record),
                       converted.num_source_frames, converted.declared_frames,
                       converted.complete,
                       keypoint_frames=sum(1 for k in converted.keypoints or []

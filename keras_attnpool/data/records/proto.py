@@ -18,6 +18,8 @@ from typing import Optional, Sequence
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from keras_attnpool.data.records import stored_frame
+
 _Field = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "tensorflow"  # TensorFlow's message names, in a pool of our own
 _PREFIX = 64
@@ -90,8 +92,9 @@ def build_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
                   ) -> SequenceExample:
     """The `tf.train.SequenceExample` of one sample (`records.schema` lists its features).
 
-    Built in place: constructing sub-messages first and passing them to their parents
-    would copy every JPEG twice more (a clip's JPEGs take megabytes).
+    Each JPEG is kept in its stored form (`stored_frame`), which training reads at a byte
+    position. Built in place: constructing sub-messages first and passing them to their
+    parents would copy every JPEG twice more (a clip's JPEGs take megabytes).
     """
     if not jpeg_frames:
         raise ValueError(f"{video_id}: a record needs at least one frame.")
@@ -112,7 +115,7 @@ def build_example(video_id: str, jpeg_frames: Sequence[bytes], label: int = -1,
     sequence = example.feature_lists.feature_list
     frames, points = sequence["frames"].feature, sequence["keypoints"].feature
     for jpeg, people in zip(jpeg_frames, per_frame_keypoints):
-        frames.add().bytes_list.value.append(jpeg)
+        frames.add().bytes_list.value.append(stored_frame.store(jpeg))
         points.add().float_list.value.extend(
             [] if people is None else np.asarray(people, np.float32).ravel().tolist())
     return example
@@ -124,9 +127,14 @@ def serialize(example: SequenceExample) -> bytes:
     return example.SerializeToString(deterministic=True)
 
 
+def stored_frames(example: SequenceExample) -> list:
+    """The stored frames of a record message, in order."""
+    return [f.bytes_list.value[0] for f in example.feature_lists.feature_list["frames"].feature]
+
+
 def frame_positions(serialized: bytes, jpeg_frames: Sequence[bytes]) -> list:
-    """Where each JPEG starts inside the serialised record (protobuf stores bytes fields
-    verbatim, in order).
+    """Where each of `jpeg_frames` (the record's stored frames) starts inside the
+    serialised record (protobuf stores bytes fields verbatim, in order).
 
     Each JPEG lies a few bytes (field tags, lengths) after the one before: a search for a
     short prefix, then a comparison of the rest, touches far fewer bytes than searching for
@@ -161,14 +169,10 @@ class RecordParts:
 
     record_length: int
     base: bytes                     # the record without its frames, serialised
-    frame_positions: Sequence[int]  # where each JPEG starts inside the record
-    frame_lengths: Sequence[int]
+    frame_positions: Sequence[int]  # where each stored frame starts inside the record
 
 
-def record_parts(example: SequenceExample, record: bytes,
-                 jpeg_frames: Sequence[bytes]) -> RecordParts:
-    """The `RecordParts` of `record`, the serialised `example` of `jpeg_frames`."""
-    return RecordParts(len(record),
-                       serialize(without_frames(example)),
-                       frame_positions(record, jpeg_frames),
-                       [len(j) for j in jpeg_frames])
+def record_parts(example: SequenceExample, record: bytes) -> RecordParts:
+    """The `RecordParts` of `record`, the serialised `example`."""
+    return RecordParts(len(record), serialize(without_frames(example)),
+                       frame_positions(record, stored_frames(example)))
