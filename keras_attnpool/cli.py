@@ -57,9 +57,8 @@ def fail_on_input_error(error: BaseException, records_dir: str | None = None) ->
     file); re-raises any other error.
 
     The exit skips the interpreter's shutdown: the failed pipeline's other reads may still
-    be waiting inside `tf.numpy_function` for the GIL, and deleting their iterator, which
-    waits for them while holding it, would hang the exit (seen about one run in eight on
-    a busy machine).
+    be running, and nothing of them is wanted (an exit that deleted their iterator while
+    they waited for the GIL once hung; the pipelines now run no Python).
     """
     from keras_attnpool.data.input.errors import input_error_message
 

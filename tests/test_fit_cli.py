@@ -244,6 +244,20 @@ def test_pose_attention_trains_on_clips_with_keypoints(demo_dir, tmp_path):
     assert json.loads((workdir / "config.json").read_text())["augment_on"] == "device"
 
 
+def test_demo_records_of_an_earlier_format_are_prepared_again(demo_dir, tmp_path):
+    from keras_attnpool.data.prepare.output import FORMAT, STATE, STATE_DIR
+
+    records = tmp_path / "records"
+    config = make_config("demo", data_dir=demo_dir, records_dir=str(records), workers=0)
+    experiment.prepare_records(config, log=lambda _: None)
+    state = records / STATE_DIR / STATE
+    state.write_text(state.read_text().replace(FORMAT, "keras_attnpool.prepared/1"))
+    said = []
+    manifest = experiment.prepare_records(config, log=said.append)
+    assert manifest["ok"] and manifest["this_run"]["shards_written"] > 0
+    assert FORMAT in state.read_text() and "format keras_attnpool.prepared/1" in said[0]
+
+
 def test_records_changed_under_their_index_end_in_one_line(demo_dir, tmp_path):
     from keras_attnpool.data.records import tfrecord
 

@@ -63,6 +63,9 @@ _SEED = flags.DEFINE_integer("seed", None, "Seed of data order, augmentation and
 _WORKERS = flags.DEFINE_integer("workers", None, "Processes that decode videos in prepare.")
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every N steps.")
 _EXPORT = flags.DEFINE_boolean("export", True, "Export a SavedModel at the end.")
+_DATA_SERVICE = flags.DEFINE_string(
+    "data_service", None, "grpc://HOST:PORT of a tf.data service dispatcher: the training "
+    "input pipeline runs on its workers (training/data_service.py starts them; README).")
 _CPU_REPLICAS = flags.DEFINE_integer(
     "cpu_replicas", None, "Split the CPU into N logical devices, so that --strategy=mirrored "
     "runs N replicas without GPUs (for trying distribution on a laptop).")
@@ -74,7 +77,7 @@ _CONFIG_FLAGS = (_WORKDIR, _DATA_DIR, _SPLIT, _RECORDS_DIR, _BACKBONE, _HEAD, _R
                  _EVAL_VIEWS, _FLIP, _CROP_SCALES, _COLOR_JITTER, _EPOCHS, _STEPS,
                  _BATCH_SIZE, _ACCUMULATION, _OPTIMIZER, _LEARNING_RATE, _LR_DECAY_STEPS,
                  _LR_DECAY_RATE, _WEIGHT_DECAY, _DROPOUT, _MIXED_PRECISION, _AUGMENT_ON,
-                 _STRATEGY, _SEED, _WORKERS, _CHECKPOINT_EVERY)
+                 _STRATEGY, _SEED, _WORKERS, _CHECKPOINT_EVERY, _DATA_SERVICE)
 
 
 def _config():

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from typing import Optional, Tuple
 
 from keras_attnpool.data.datasets import DATASETS as _READERS
@@ -82,6 +83,7 @@ class ExperimentConfig:
     short_side: Optional[int] = None
     log_every: int = 20
     checkpoint_every: int = 200
+    data_service: Optional[str] = None
 
     @property
     def is_video(self) -> bool:
@@ -181,6 +183,10 @@ def _check_paths(config: ExperimentConfig) -> None:
     if config.records_dir and os.path.exists(config.records_dir) and not os.path.isdir(
             config.records_dir):
         _fail("records_dir", config.records_dir, "is a file; pass a folder.")
+    if config.data_service is not None and not re.fullmatch(
+            r"grpcs?://[^\s/:]+:\d+", config.data_service):
+        _fail("data_service", config.data_service, "give the tf.data service dispatcher as "
+              "grpc://HOST:PORT (training/data_service.py --role=dispatcher starts one).")
 
 
 def _check_consistency(config: ExperimentConfig) -> None:
@@ -285,4 +291,4 @@ def with_epoch_steps(config: ExperimentConfig, num_train: int) -> ExperimentConf
 # instance); any other difference means the workdir belongs to another experiment.
 RESUMABLE_CHANGES = ("workdir", "steps", "epochs", "strategy", "workers", "log_every",
                      "checkpoint_every", "records_dir", "data_dir", "mixed_precision",
-                     "augment_on")
+                     "augment_on", "data_service")

@@ -31,16 +31,24 @@ def prepare_records(config: ExperimentConfig, log: Callable[[str], None] = print
     from keras_attnpool.data.prepare.run import prepare_dataset
     from keras_attnpool.data.synthetic import demo
 
-    dataset, reader_options = config.dataset, {}
+    from keras_attnpool.data.prepare.output import FORMAT, OutputDir
+
+    dataset, reader_options, overwrite = config.dataset, {}, False
     if dataset == "demo":
         if not os.path.exists(os.path.join(config.data_dir, demo.COMPLETE)):
             log(f"Making the demo dataset in {config.data_dir}")
             demo.make_demo_dataset(config.data_dir)
         dataset = "hmdb51"
         reader_options["keypoints_dir"] = os.path.join(config.data_dir, demo.KEYPOINTS)
+        # The demo's records are a cache: an earlier version's are written again.
+        written = OutputDir(config.records_dir).written_format()
+        overwrite = written is not None and written != FORMAT
+        if overwrite:
+            log(f"Preparing the demo records again in {config.records_dir} (they are of "
+                f"format {written}, this version writes {FORMAT})")
     return prepare_dataset(dataset, config.data_dir, config.records_dir, split=config.split,
                            workers=config.workers, short_side=config.short_side,
-                           **reader_options)
+                           overwrite=overwrite, **reader_options)
 
 
 def build_model(config: ExperimentConfig, num_classes: int, clip: bool) -> keras.Model:
@@ -74,7 +82,8 @@ def _train_data(config: ExperimentConfig, batch_size: int):
             with_keypoints=keypoints, heatmap_size=config.heatmap_size,
             multi_label=config.multi_label, flip=config.flip, scales=config.crop_scales,
             color_jitter=config.color_jitter,
-            skip_batches=start, augment_on=config.augment_on)
+            skip_batches=start, augment_on=config.augment_on,
+            data_service=config.data_service)
 
     return dataset_fn
 
@@ -193,6 +202,10 @@ def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.St
     classes = manifest["classes"]
     log(f"Records: {config.records_dir} ({json.dumps(manifest['splits'])} clips, "
         f"{len(manifest.get('skipped', []))} skipped)")
+    if config.data_service:
+        log(f"Input: tf.data service at {config.data_service} (its workers make the "
+            "batches, each clip once per epoch, in an order that is not reproducible; a "
+            "resumed run starts a new stream)")
     config = with_epoch_steps(config, manifest["splits"]["train"])
     workdir.write_config(config)
     workdir.write_labels(classes)

@@ -93,7 +93,8 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                   input_context: Optional[tf.distribute.InputContext] = None,
                   use_index: Optional[bool] = None, skip_batches: int = 0,
                   augment_on: str = "cpu", canvas_size: Optional[int] = None,
-                  index_in_memory: Optional[bool] = None) -> tf.data.Dataset:
+                  index_in_memory: Optional[bool] = None,
+                  data_service: Optional[str] = None) -> tf.data.Dataset:
     """The training pipeline (module docstring: element structure and determinism).
 
     Args:
@@ -139,8 +140,19 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
             records are then shuffled as a whole each epoch (`shuffle_buffer` and
             `cycle_length` unused) and read without a per-record file stage. None: when
             the indexes take at most `sources.INDEX_IN_MEMORY_BYTES` (64 MiB).
+        data_service: a tf.data service dispatcher ("grpc://host:port"): the pipeline up
+            to the finished batches runs on its workers (which need TensorFlow and the
+            records' files, not this package), in its "distributed epoch" mode, which
+            hands each source element (an index entry, or a shard file) to one worker:
+            every clip still comes once per epoch. The batches are then not
+            deterministic (workers race), and each worker numbers its own batches, so
+            the draws fold in the batch's clips. `skip_batches` cannot position such a
+            stream; it starts a new one instead (its order and draws seeded by `seed`
+            and `skip_batches`), so a resumed run does not repeat the first epoch.
     """
     size = _heatmap_size(image_mode, num_segments, with_keypoints, heatmap_size)
+    if data_service and skip_batches:
+        seed, skip_batches = (seed * 1_000_003 + skip_batches) % 2**31, 0
     if augment_on not in AUGMENT_ON:
         raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
     files = list_record_files(records)
@@ -154,7 +166,8 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
     spec = TrainSpec(num_segments, image_size,
                      is_multi_label(first) if multi_label is None else multi_label,
                      image_mode, seed, tuple(scales), max_distort, color_jitter, size,
-                     heatmap_shape, flip, augment_on, int(canvas_size or 0), pipeline_id)
+                     heatmap_shape, flip, augment_on, int(canvas_size or 0), pipeline_id,
+                     salt_with_clips=bool(data_service))
     source = source.for_pipeline(input_context)
     # Shuffled across shards, then within a buffer (of small index entries, or of whole
     # clips without indexes), or as a whole when the indexes are held in memory.
@@ -171,6 +184,9 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
     # Parse, sample frames, read and decode only the sampled JPEGs (only their crop), and
     # augment them; the same crop, flip and colours for all frames of a clip.
     ds = ds.map(lambda i, b: train_batch(i, b, spec, source), AUTOTUNE, deterministic=True)
+    if data_service:
+        ds = ds.with_options(_options()).apply(tf.data.experimental.service.distribute(
+            tf.data.experimental.service.ShardingPolicy.DYNAMIC, data_service))
     # Overlap input work with the training step.
     return ds.prefetch(AUTOTUNE).with_options(_options())
 

@@ -11,6 +11,8 @@ Each batch's draws come from the seed and the batch's position in the stream
 (`batch_uniforms`), so they do not depend on thread timing, and a new epoch gets new draws.
 """
 
+from __future__ import annotations
+
 import dataclasses
 from typing import Optional, Tuple
 
@@ -40,16 +42,22 @@ class TrainSpec:
     augment_on: str = "cpu"
     canvas: int = 0
     pipeline_id: int = 0
+    # Batches made on tf.data service workers: each worker numbers its own, so the draws
+    # also fold in the batch's clips (`batch_uniforms`' `salt`).
+    salt_with_clips: bool = False
 
 
 def batch_uniforms(seed: int, batch_index: tf.Tensor, batch_size, num_segments: int,
-                   pipeline_id: int = 0) -> tf.Tensor:
+                   pipeline_id: int = 0, salt: tf.Tensor | None = None) -> tf.Tensor:
     """The uniforms in [0, 1) that decide the `batch_index`-th training batch: float32
     [batch_size, num_segments + augment.NUM_DRAW_UNIFORMS]. Row b's first `num_segments`
     pick clip b's frames (`sampling.segment_indices_from_uniforms`), the rest draw its
-    augmentation (`augment.draw_from_uniforms`)."""
+    augmentation (`augment.draw_from_uniforms`). `salt` (int64), when given, is folded in
+    as well."""
     batch_seed = tf.random.experimental.stateless_fold_in(
         tf.constant([seed, pipeline_id], tf.int64), tf.cast(batch_index, tf.int64))
+    if salt is not None:
+        batch_seed = tf.random.experimental.stateless_fold_in(batch_seed, salt)
     return tf.random.stateless_uniform(
         tf.stack([batch_size, num_segments + augment.NUM_DRAW_UNIFORMS]), batch_seed)
 
@@ -159,7 +167,10 @@ def train_batch(index: tf.Tensor, batch: Item, spec: TrainSpec, source: RecordSo
     keypoints = spec.heatmap_size is not None
     records = source.parse_batch(serialized, keypoints)
     t = spec.num_frames
-    u = batch_uniforms(spec.seed, index, tf.shape(serialized)[0], t, spec.pipeline_id)
+    salt = None
+    if spec.salt_with_clips:  # the batch's clips, which differ between workers
+        salt = tf.reduce_sum(tf.strings.to_hash_bucket_fast(records["video_id"], 2**40))
+    u = batch_uniforms(spec.seed, index, tf.shape(serialized)[0], t, spec.pipeline_id, salt)
     indices = sampling.segment_indices_from_uniforms(records["num_frames"], u[:, :t])
     encoded = source.frame_batch(shards, records, indices)
     height, width, draw = _draw(encoded, u[:, t:], spec)

@@ -119,6 +119,11 @@ class OutputDir:
                     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
         write_json(os.path.join(self.state_dir, STATE), state, indent=JSON_INDENT)
 
+    def written_format(self) -> str | None:
+        """The `format` of what a prepare wrote here (None: nothing, or no state)."""
+        state = read_json(os.path.join(self.state_dir, STATE))
+        return state.get("format") if isinstance(state, dict) else None
+
     def finished(self, shard: str) -> dict[str, Any] | None:
         """The finished-shard record of `shard`, or None when it must be (re)written."""
         if not os.path.isfile(self.file(shard)):
