@@ -7,14 +7,16 @@ method for a while and return (clips per second, CPU milliseconds per clip).
 """
 
 import os
+import struct
 import time
 
 import av
 import numpy as np
 import tensorflow as tf
 
-from keras_attnpool.data.input import augment, pipeline, sampling
-from keras_attnpool.data.records import frame_index
+from keras_attnpool.data.input import augment, pipeline, sampling, sources
+from keras_attnpool.data.input import train as train_lib
+from keras_attnpool.data.records import frame_index, stored_frame
 from keras_attnpool.data.records.schema import (
     encode_example, parse_example, shard_name, write_tfrecord)
 from keras_attnpool.data.video import encode_video
@@ -161,6 +163,63 @@ def device_augment_cost(files, batches: int) -> tuple:
     clips = batches * BATCH
     return (clips / (time.perf_counter() - start),
             1000 * (time.process_time() - cpu) / clips)
+
+
+def _pread_frames(shards: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The JPEGs of stored frames read with os.pread: each record's 12-byte header gives
+    its length, then its data (no checksum check)."""
+    out = np.empty(positions.shape, dtype=object)
+    handles = {}
+    try:
+        for index in np.ndindex(positions.shape):
+            name = shards[index[0]]
+            fd = handles.get(name) or handles.setdefault(name, os.open(name, os.O_RDONLY))
+            position = int(positions[index])
+            (length,) = struct.unpack("<Q", os.pread(fd, 8, position))
+            out[index] = stored_frame.jpeg_of(os.pread(fd, length, position + 12))
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+    return out
+
+
+class PythonReadShards(sources.IndexedShards):
+    """Indexed shards whose sampled frames are read in Python, in a `tf.numpy_function`
+    (positioned `os.pread`s), as the library read them before its reads were TensorFlow
+    ops: the baseline of the TensorFlow-only read."""
+
+    def frame_batch(self, shards, records, indices):
+        positions = sources._gather_rows(records["frame_records"], indices)
+        frames = tf.numpy_function(_pread_frames, [shards, positions], tf.string,
+                                   stateful=False)
+        return tf.ensure_shape(frames, indices.shape)
+
+
+def python_read_dataset(files, augment_on: str = "cpu", canvas: int = SHORT_SIDE,
+                        seed: int = 0) -> tf.data.Dataset:
+    """`pipeline.train_dataset(files, ...)` as `input_pipeline.py` times it, with the
+    sampled frames read by `PythonReadShards` instead of TensorFlow ops."""
+    source = PythonReadShards(files, in_memory=True)
+    spec = train_lib.TrainSpec(NUM_SEGMENTS, IMAGE_SIZE, False, seed=seed,
+                               augment_on=augment_on, canvas=canvas)
+    ds = source.training_records(seed, 8, 16, repeat=True).batch(BATCH, drop_remainder=True)
+    ds = ds.enumerate().map(lambda i, b: train_lib.train_batch(i, b, spec, source),
+                            tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(pipeline._options())
+
+
+def seconds_to_first_batch(files, skip_batches: int) -> tuple:
+    """(seconds from building the training pipeline to its first batch, with
+    `skip_batches` batches skipped: a resumed run's start; bytes read meanwhile)."""
+    def read_bytes():
+        with open("/proc/self/io") as f:
+            return int(next(line for line in f if line.startswith("rchar:")).split()[1])
+    start, before = time.perf_counter(), read_bytes()
+    ds = pipeline.train_dataset(files, num_segments=NUM_SEGMENTS, image_size=IMAGE_SIZE,
+                                batch_size=BATCH, seed=0, shuffle_buffer=16,
+                                skip_batches=skip_batches)
+    next(iter(ds))
+    return time.perf_counter() - start, read_bytes() - before
 
 
 def _options() -> tf.data.Options:

@@ -24,6 +24,12 @@ medians reported:
   pipeline_cj   the same as pipeline with `color_jitter=True`.
   pipeline_whole  the same without the frame index: whole records (all ~105 JPEGs of a
                 clip) are read and parsed, the sampled JPEGs picked from them.
+  pipeline_py, pipeline_dev_py  pipeline and pipeline_dev with the sampled frames read in
+                Python (`input_methods.PythonReadShards`: os.pread in a tf.numpy_function),
+                as the library read them before its reads were TensorFlow ops.
+  service1, service2  pipeline_dev through a tf.data service (`data_service=`) with 1 and
+                2 workers, all in this process (same CPUs: what the service's hand-off
+                costs, not what more hosts would add).
   decode        the decode-only limit: `tf.io.decode_jpeg` of the same kind of sampled
                 frames (3 per clip, gathered into memory beforehand), parallel map, batched.
   decode_augment  the same in-memory frames through the pipeline's own crop-decode, flip
@@ -45,7 +51,11 @@ medians reported:
   dev_aug_on_cpu  `augment.device_augment` of pipeline_dev batches run on this CPU (only
                 its CPU time is meaningful: it is the cost a CPU-only run would pay).
 
-Targets (issue 3): pipeline / decode >= 0.8; pipeline / pyav >= 3. Each pipeline is
+Then the resume time: seconds from building the pipeline to its first batch, at step 0
+and at step 50,000 (`skip_batches`), with the bytes read meanwhile.
+
+Targets (issue 3): pipeline / decode >= 0.8; pipeline / pyav >= 3. Issue 15:
+pipeline_dev / decode >= 0.9, pipeline no slower than pipeline_py, resume in seconds. Each pipeline is
 compared with the on-the-fly loader that ends the same way (CPU or device augmentation).
 (c), prepare's speed, is measured last (skip it with --skip_prepare) by
 `prepare_methods.measure_prepare`, as `benchmarks/prepare_speed.py` measures it.
@@ -78,6 +88,19 @@ def _prepare_speed(video_paths):
         print(f"    {key}: {value}")
 
 
+def _resume_time(files) -> None:
+    """Seconds to the first batch at step 0 and at step 50,000 (medians of 3)."""
+    from input_methods import BATCH, NUM_SEGMENTS, seconds_to_first_batch
+
+    for step in (0, 50_000):
+        runs = [seconds_to_first_batch(files, step) for _ in range(3)]
+        seconds = statistics.median(r[0] for r in runs)
+        read = statistics.median(r[1] for r in runs) / 2**20
+        print(f"(resume) first batch at step {step:6d}: {seconds:5.2f} s, {read:6.1f} MB "
+              f"read (positions skipped: {step * BATCH} clips, {step * BATCH * NUM_SEGMENTS}"
+              " sampled frames)")
+
+
 def _setup() -> dict:
     import av
     import tensorflow as tf
@@ -99,7 +122,16 @@ def _setup() -> dict:
           f" s; {os.cpu_count()} CPUs; TF {tf.__version__}, PyAV {av.__version__}")
     print(f"clips of {NUM_SEGMENTS} frames at {IMAGE_SIZE}, batch {BATCH}, "
           f"{_BATCHES.value} batches per run, {_REPEATS.value} interleaved repeats")
-    return {"videos": videos, "files": files, "num_frames": num_frames}
+    service = tf.data.experimental.service
+    services, servers = {}, []
+    for workers in (1, 2):  # one cluster per worker count, in this process
+        dispatcher = service.DispatchServer(service.DispatcherConfig(port=0))
+        servers.append(dispatcher)
+        servers += [service.WorkerServer(service.WorkerConfig(
+            dispatcher_address=dispatcher.target.split("://")[1])) for _ in range(workers)]
+        services[workers] = dispatcher.target
+    return {"videos": videos, "files": files, "num_frames": num_frames,
+            "services": services, "servers": servers}
 
 
 def _methods(data: dict, pool) -> dict:
@@ -108,6 +140,8 @@ def _methods(data: dict, pool) -> dict:
                                decode_only_dataset, device_augment_cost, pool_clips_per_second,
                                pyav_dataset, pyav_sequential)
     from keras_attnpool.data.input import pipeline
+
+    from input_methods import python_read_dataset
 
     files, videos, n = data["files"], data["videos"], data["num_frames"]
 
@@ -120,8 +154,14 @@ def _methods(data: dict, pool) -> dict:
     makers = {"pipeline": train(False), "pipeline_cj": train(True),
               "pipeline_whole": train(False, use_index=False),
               "pipeline_dev": train(False, augment_on="device"),
+              "pipeline_py": lambda: python_read_dataset(files),
+              "pipeline_dev_py": lambda: python_read_dataset(files, augment_on="device"),
               "decode": lambda: decode_only_dataset(files),
               "decode_augment": lambda: decode_only_dataset(files, augmented=True)}
+    for workers, address in data["services"].items():
+        makers[f"service{workers}"] = lambda a=address: pipeline.train_dataset(
+            files, num_segments=NUM_SEGMENTS, image_size=IMAGE_SIZE, batch_size=BATCH,
+            seed=0, shuffle_buffer=16, augment_on="device", data_service=a)
     methods = {name: (lambda m=m: clips_per_second(m, _BATCHES.value))
                for name, m in makers.items()}
     for gop, paths in videos.items():
@@ -162,6 +202,16 @@ def _report(results: dict) -> None:
     print(f"    pipeline_cj / decode-only limit: {ratio('pipeline_cj', 'decode')}")
     print(f"    pipeline_whole / decode-only limit: {ratio('pipeline_whole', 'decode')}"
           "   (no frame index)")
+    print(f"    pipeline_py / decode-only limit: {ratio('pipeline_py', 'decode')}"
+          "   (frames read in Python, as before)")
+    print(f"    pipeline_dev_py / decode-only limit: {ratio('pipeline_dev_py', 'decode')}")
+    print(f"    pipeline / pipeline_py:          {ratio('pipeline', 'pipeline_py')}"
+          "   (TensorFlow read / Python read; target >= 1)")
+    print(f"    pipeline_dev / pipeline_dev_py:  {ratio('pipeline_dev', 'pipeline_dev_py')}")
+    for workers in (1, 2):
+        print(f"    service{workers} / pipeline_dev:      "
+              f"{ratio(f'service{workers}', 'pipeline_dev')}   (tf.data service, "
+              f"{workers} local worker{'s' * (workers > 1)})")
     print(f"    decode+augment / decode-only limit: {ratio('decode_augment', 'decode')}"
           "   (the ceiling with augmentation on the CPU)")
     print(f"    pipeline / decode+augment limit:    {ratio('pipeline', 'decode_augment')}")
@@ -196,6 +246,7 @@ def main(argv) -> None:
             for name in names[r % len(names):] + names[:r % len(names)]:
                 results[name].append(methods[name]())
     _report(results)
+    _resume_time(data["files"])
     if not _SKIP_PREPARE.value:
         _prepare_speed(data["videos"][12])
     print(f"Whole benchmark: {time.perf_counter() - start:.0f} s wall time")
