@@ -30,8 +30,9 @@ _HEAD = flags.DEFINE_string("head", "attention", "Pooling head: a name of "
 _RANK = flags.DEFINE_integer("rank", 1, "Rank of the attention (head=attention).")
 _CLASS_SPECIFIC = flags.DEFINE_boolean("class_specific_bottom_up", False,
                                        "One bottom-up map per class (head=attention).")
-_WEIGHTS = flags.DEFINE_string("weights", None,
-                               "Backbone weights: 'imagenet', 'none' (random) or a file.")
+_WEIGHTS = flags.DEFINE_string(
+    "weights", None, "Backbone weights: 'imagenet' (the default for real datasets, when the "
+    "backbone has them), 'none' (random; the from-scratch recipe), or a weights file.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Model input side in pixels.")
 _NUM_SEGMENTS = flags.DEFINE_integer("num_segments", None, "TSN segments per training clip.")
 _TEST_FRAMES = flags.DEFINE_integer("test_frames", None, "Frames averaged per test video.")

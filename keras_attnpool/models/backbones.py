@@ -90,6 +90,10 @@ class BackboneSpec:
     min_size: int = 32
     size_rule: Callable[[int, int], int] = _same_padding_size
 
+    @property
+    def has_imagenet_weights(self) -> bool:
+        return self.name != "tiny"
+
     def feature_size(self, input_size: int) -> int:
         """Height (or width) of the final feature map for an input of this height (width)."""
         return self.size_rule(int(input_size), self.stride)
@@ -169,7 +173,7 @@ class PretrainedWeightsError(RuntimeError):
 def _construct(spec: BackboneSpec, input_shape, weights):
     """The backbone network with its weights; only a failure to get weights says weights."""
     if weights == "imagenet":
-        if spec.name == "tiny":
+        if not spec.has_imagenet_weights:
             raise ValueError(
                 "Backbone 'tiny' has no ImageNet weights; pass weights=None or a file.")
         return _construct_with_imagenet_weights(spec, input_shape)

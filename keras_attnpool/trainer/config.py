@@ -29,6 +29,7 @@ DATASETS = ("demo",) + tuple(_READERS)
 VIDEO_DATASETS = ("demo",) + tuple(sorted(_VIDEO_READERS))
 OPTIMIZERS = ("sgd", "adam")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+RECIPES = ("paper", "from_scratch", "demo")  # trainer.presets chooses one
 SPLITS = {"hmdb51": (1, 2, 3), "ucf101": (1, 2, 3)}
 # TSN's evaluation: resize the short side to 256 for a 224 crop, the same ratio at any size.
 EVAL_RESIZE_RATIO = 256 / 224
@@ -84,6 +85,7 @@ class ExperimentConfig:
     log_every: int = 20
     checkpoint_every: int = 200
     data_service: Optional[str] = None
+    recipe: str = "paper"
 
     @property
     def is_video(self) -> bool:
@@ -157,7 +159,7 @@ def _check_choices(config: ExperimentConfig) -> None:
     from keras_attnpool.models import HEADS, list_backbones
 
     choices = {"dataset": DATASETS, "head": HEADS, "backbone": tuple(list_backbones()),
-               "optimizer": OPTIMIZERS, "strategy": STRATEGIES,
+               "optimizer": OPTIMIZERS, "strategy": STRATEGIES, "recipe": RECIPES,
                "eval_views": tuple(augment.VIEWS),
                "augment_on": ("auto",) + tuple(pipeline.AUGMENT_ON)}
     for name, accepted in choices.items():
@@ -284,11 +286,16 @@ def with_epoch_steps(config: ExperimentConfig, num_train: int) -> ExperimentConf
     if config.epochs is None:
         return config
     steps = max(1, math.ceil(config.epochs * num_train / config.batch_size))
-    return dataclasses.replace(config, steps=steps)
+    changes = {"steps": steps}
+    from keras_attnpool.trainer import presets
+    if config.recipe == "from_scratch" and \
+            config.lr_decay_steps == presets.from_scratch_decay_steps(config.steps):
+        changes["lr_decay_steps"] = presets.from_scratch_decay_steps(steps)  # still a third
+    return dataclasses.replace(config, **changes)
 
 
 # Settings that may change between runs in one workdir (resuming with more steps, for
 # instance); any other difference means the workdir belongs to another experiment.
 RESUMABLE_CHANGES = ("workdir", "steps", "epochs", "strategy", "workers", "log_every",
                      "checkpoint_every", "records_dir", "data_dir", "mixed_precision",
-                     "augment_on", "data_service")
+                     "augment_on", "data_service", "recipe")

@@ -88,6 +88,21 @@ def _train_data(config: ExperimentConfig, batch_size: int):
     return dataset_fn
 
 
+def _recipe_line(config: ExperimentConfig) -> str:
+    """What the log says of the recipe (config.json's `recipe` and the values)."""
+    schedule = (f"{config.optimizer} at lr {config.learning_rate:g}"
+                + (f" x{config.lr_decay_rate:g} every {config.lr_decay_steps} steps"
+                   if config.lr_decay_steps else "")
+                + f", dropout {config.dropout:g}, weight decay {config.weight_decay:g}")
+    start = {None: "random weights", "imagenet": "ImageNet weights"}.get(
+        config.weights, config.weights)
+    what = {"paper": "the paper's (fine-tuning)",
+            "from_scratch": "from scratch (the paper's fine-tuning recipe stays at chance "
+                            "from random weights)",
+            "demo": "the demo's"}[config.recipe]
+    return f"Recipe: {what}: {schedule}; from {start}"
+
+
 def train_config(config: ExperimentConfig, verbose: bool = True) -> TrainConfig:
     """The loop's settings."""
     return TrainConfig(
@@ -207,6 +222,7 @@ def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.St
             "batches, each clip once per epoch, in an order that is not reproducible; a "
             "resumed run starts a new stream)")
     config = with_epoch_steps(config, manifest["splits"]["train"])
+    log(_recipe_line(config))
     workdir.write_config(config)
     workdir.write_labels(classes)
     log(f"Training {config.backbone} + {config.head} head for {config.steps} steps "

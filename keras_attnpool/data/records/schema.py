@@ -13,7 +13,8 @@ Context features:
     fps           float   frames per second of the stored frames (0 for images)
     height, width int64   size of the stored JPEGs
 Sequence features (one entry per stored frame):
-    frames        bytes   JPEG of the frame
+    frames        bytes   JPEG of the frame, in its stored form (`stored_frame`: a TFRecord
+                          record inside a comment segment; decoders read the same image)
     keypoints     float[] (num_people * 16 * 3) x, y, valid in stored-frame pixels, MPII
                           joint order; empty where no keypoints are known
 
