@@ -54,9 +54,9 @@ medians reported:
 Then the resume time: seconds from building the pipeline to its first batch, at step 0
 and at step 50,000 (`skip_batches`), with the bytes read meanwhile.
 
-Targets (issue 3): pipeline / decode >= 0.8; pipeline / pyav >= 3. Issue 15:
-pipeline_dev / decode >= 0.9, pipeline no slower than pipeline_py, resume in seconds. Each pipeline is
-compared with the on-the-fly loader that ends the same way (CPU or device augmentation).
+Targets: pipeline / decode >= 0.8 (pipeline_dev: 0.9); pipeline / pyav >= 3; pipeline no
+slower than pipeline_py; resume in seconds. Each pipeline is compared with the on-the-fly
+loader that ends the same way (CPU or device augmentation).
 (c), prepare's speed, is measured last (skip it with --skip_prepare) by
 `prepare_methods.measure_prepare`, as `benchmarks/prepare_speed.py` measures it.
 """
