@@ -3,7 +3,11 @@
     W/config.json     the run's resolved ExperimentConfig (what ran)
     W/labels.txt      class names, one per line, in label order
     W/checkpoints/    tf.train.CheckpointManager checkpoints (resume)
+    W/checkpoints/best/  the best checkpoint by the evaluations during training, and
+                      best.json: its step, metric and value
     W/logs/train/     TensorBoard: scalars and attention pictures
+    W/logs/eval/      TensorBoard: the evaluations during training (--eval_every)
+    W/held_out.txt    the video ids of train clips held out for them (--val_fraction)
     W/model.keras     the trained single-frame model (raw RGB in [0, 255] -> logits)
     W/metrics.json    the test metrics; W/per_class.csv the per-class table
     W/predictions.csv the evaluation's per-clip logits (averaged over frames and views)
@@ -45,6 +49,10 @@ class Workdir:
     CHECKPOINTS = "checkpoints"
     LOGS = "logs"
     EXPORT = "export"
+    EVAL_RUN = "eval"  # the TensorBoard run of the evaluations during training
+    BEST = "best"  # under checkpoints/: the best checkpoint of those evaluations
+    BEST_RECORD = "best.json"
+    HELD_OUT = "held_out.txt"
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.path.abspath(os.path.expanduser(os.fspath(path)))
@@ -85,6 +93,33 @@ class Workdir:
     @property
     def checkpoints_dir(self) -> str:
         return self._join(self.CHECKPOINTS)
+
+    @property
+    def best_checkpoint_dir(self) -> str:
+        return self._join(self.CHECKPOINTS, self.BEST)
+
+    @property
+    def held_out_path(self) -> str:
+        return self._join(self.HELD_OUT)
+
+    def read_best(self) -> dict | None:
+        """The best checkpoint's record {"step", "metric", "value"}, or None."""
+        record = files.read_json(os.path.join(self.best_checkpoint_dir, self.BEST_RECORD))
+        if record is not None and not (isinstance(record, dict)
+                                       and {"step", "metric", "value"} <= set(record)):
+            raise WorkdirError(f"{os.path.join(self.best_checkpoint_dir, self.BEST_RECORD)}: "
+                               "not a best-checkpoint record; delete it to start the record "
+                               "again.")
+        return record
+
+    def write_best(self, record: dict) -> None:
+        os.makedirs(self.best_checkpoint_dir, exist_ok=True)
+        files.write_json(os.path.join(self.best_checkpoint_dir, self.BEST_RECORD), record)
+
+    def write_held_out(self, video_ids: Sequence[str]) -> None:
+        """held_out.txt: the held-out train clips' ids, one per line, sorted."""
+        os.makedirs(self.path, exist_ok=True)
+        files.write_text(self.held_out_path, "".join(f"{v}\n" for v in sorted(video_ids)))
 
     def worker_checkpoints_dir(self, task_id: int) -> str:
         """Where a non-chief multi-worker task saves (every worker must save; only the
@@ -218,6 +253,24 @@ class Workdir:
 
     def read_metrics(self) -> dict | None:
         return files.read_json(self.metrics_path)
+
+    def read_eval_curves(self) -> dict:
+        """The evaluations during training (`--eval_every`), from the TensorBoard run
+        `logs/eval`: {metric: [(step, value), ...] in step order}; {} without one. A step
+        evaluated again after a resume keeps its latest value."""
+        import tensorflow as tf
+        from tensorflow.core.util import event_pb2
+
+        folder = self.logs_dir(self.EVAL_RUN)
+        curves: dict = {}
+        for path in sorted(tf.io.gfile.glob(os.path.join(folder, "events.out.tfevents.*"))):
+            for record in tf.data.TFRecordDataset(path):
+                event = event_pb2.Event.FromString(record.numpy())
+                for value in event.summary.value:
+                    number = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
+                              else float(value.simple_value))
+                    curves.setdefault(value.tag, {})[int(event.step)] = number
+        return {tag: sorted(points.items()) for tag, points in curves.items()}
 
     def load_run(self) -> "TrainedRun":
         """The trained model with its resolved config and class names, checked to agree."""

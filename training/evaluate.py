@@ -47,7 +47,10 @@ def main(argv):
                                            eval_views=_EVAL_VIEWS.value,
                                            records_dir=_RECORDS_DIR.value)
         with cli.libjpeg_warnings_counted():
-            metrics = experiment.evaluate(config, run.model, run.class_names, workdir)
+            # model.keras keeps the weights of the checkpoint the training run said.
+            used = (workdir.read_metrics() or {}).get("checkpoint")
+            metrics = experiment.evaluate(config, run.model, run.class_names, workdir,
+                                          checkpoint=used)
     except (ValueError, FileNotFoundError) as error:
         fail(error)
     except tf.errors.OpError as error:

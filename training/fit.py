@@ -64,6 +64,19 @@ _SEED = flags.DEFINE_integer("seed", None, "Seed of data order, augmentation and
 _WORKERS = flags.DEFINE_integer("workers", None, "Processes that decode videos in prepare.")
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every N steps.")
 _EXPORT = flags.DEFINE_boolean("export", True, "Export a SavedModel at the end.")
+_EVAL_EVERY = flags.DEFINE_integer(
+    "eval_every", None, "Evaluate every N steps (and at the last) on the held-out records "
+    "with the dataset's protocol: TensorBoard run 'eval', and the best checkpoint kept "
+    "(0: only the final evaluation).")
+_VAL_FRACTION = flags.DEFINE_float(
+    "val_fraction", None, "With --eval_every: hold out this fraction of each class's train "
+    "clips (seeded) and evaluate on them; default: the val split (MPII's val list), else "
+    "the test split.")
+_EVAL_CLIPS = flags.DEFINE_integer(
+    "eval_clips", None, "With --eval_every: evaluate on only the first N held-out clips.")
+_EXPORT_CHECKPOINT = flags.DEFINE_string(
+    "export_checkpoint", None, "Which weights the final evaluation, model.keras and the "
+    "export use: last, or best (by the evaluations of --eval_every).")
 _DATA_SERVICE = flags.DEFINE_string(
     "data_service", None, "grpc://HOST:PORT of a tf.data service dispatcher: the training "
     "input pipeline runs on its workers (training/data_service.py starts them; README).")
@@ -78,7 +91,8 @@ _CONFIG_FLAGS = (_WORKDIR, _DATA_DIR, _SPLIT, _RECORDS_DIR, _BACKBONE, _HEAD, _R
                  _EVAL_VIEWS, _FLIP, _CROP_SCALES, _COLOR_JITTER, _EPOCHS, _STEPS,
                  _BATCH_SIZE, _ACCUMULATION, _OPTIMIZER, _LEARNING_RATE, _LR_DECAY_STEPS,
                  _LR_DECAY_RATE, _WEIGHT_DECAY, _DROPOUT, _MIXED_PRECISION, _AUGMENT_ON,
-                 _STRATEGY, _SEED, _WORKERS, _CHECKPOINT_EVERY, _DATA_SERVICE)
+                 _STRATEGY, _SEED, _WORKERS, _CHECKPOINT_EVERY, _DATA_SERVICE, _EVAL_EVERY,
+                 _VAL_FRACTION, _EVAL_CLIPS, _EXPORT_CHECKPOINT)
 
 
 def _config():

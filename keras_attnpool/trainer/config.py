@@ -30,6 +30,7 @@ VIDEO_DATASETS = ("demo",) + tuple(sorted(_VIDEO_READERS))
 OPTIMIZERS = ("sgd", "adam")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 RECIPES = ("paper", "from_scratch", "demo")  # trainer.presets chooses one
+EXPORT_CHECKPOINTS = ("last", "best")
 SPLITS = {"hmdb51": (1, 2, 3), "ucf101": (1, 2, 3)}
 # TSN's evaluation: resize the short side to 256 for a 224 crop, the same ratio at any size.
 EVAL_RESIZE_RATIO = 256 / 224
@@ -86,6 +87,10 @@ class ExperimentConfig:
     checkpoint_every: int = 200
     data_service: Optional[str] = None
     recipe: str = "paper"
+    eval_every: int = 0
+    eval_clips: Optional[int] = None
+    val_fraction: Optional[float] = None
+    export_checkpoint: str = "last"
 
     @property
     def is_video(self) -> bool:
@@ -121,9 +126,9 @@ def _fail(name: str, value, what: str) -> None:
 def _check_ints(config: ExperimentConfig) -> None:
     minimum = {"split": 1, "rank": 1, "image_size": 1, "num_segments": 1, "steps": 1,
                "batch_size": 1, "accumulation_steps": 1, "lr_decay_steps": 0, "seed": 0,
-               "log_every": 1, "checkpoint_every": 1}
+               "log_every": 1, "checkpoint_every": 1, "eval_every": 0}
     optional = {"test_frames": 1, "resize_short": 1, "workers": 0, "short_side": 1,
-                "heatmap_size": 1}
+                "heatmap_size": 1, "eval_clips": 1}
     for name, low in {**minimum, **optional}.items():
         value = getattr(config, name)
         if value is None and name in optional:
@@ -148,6 +153,11 @@ def _check_numbers(config: ExperimentConfig) -> None:
                                           and math.isfinite(config.epochs)
                                           and config.epochs > 0):
         _fail("epochs", config.epochs, "must be > 0 (or leave it out and give --steps).")
+    fraction = config.val_fraction
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(
+            fraction, (int, float)) or not 0 < fraction < 1):
+        _fail("val_fraction", fraction, "must be in (0, 1): the fraction of each class's "
+              "training clips held out for --eval_every.")
     scales = config.crop_scales
     if scales is not None and (not scales or not all(0 < s <= 1 for s in scales)):
         _fail("crop_scales", ",".join(map(str, scales)),
@@ -160,6 +170,7 @@ def _check_choices(config: ExperimentConfig) -> None:
 
     choices = {"dataset": DATASETS, "head": HEADS, "backbone": tuple(list_backbones()),
                "optimizer": OPTIMIZERS, "strategy": STRATEGIES, "recipe": RECIPES,
+               "export_checkpoint": EXPORT_CHECKPOINTS,
                "eval_views": tuple(augment.VIEWS),
                "augment_on": ("auto",) + tuple(pipeline.AUGMENT_ON)}
     for name, accepted in choices.items():
@@ -201,6 +212,15 @@ def _check_consistency(config: ExperimentConfig) -> None:
     if config.image_size < minimum:
         _fail("image_size", config.image_size, f"backbone {config.backbone} needs >= "
               f"{minimum}.")
+    if not config.eval_every:
+        for name, value in (("val_fraction", config.val_fraction),
+                            ("eval_clips", config.eval_clips)):
+            if value is not None:
+                _fail(name, value, "is for the evaluations during training; give "
+                      "--eval_every=N (steps) as well.")
+        if config.export_checkpoint == "best":
+            _fail("export_checkpoint", "best", "the best checkpoint is kept by the "
+                  "evaluations during training; give --eval_every=N (steps) as well.")
     if config.resize_short is not None and config.resize_short < config.image_size:
         _fail("resize_short", config.resize_short, f"must be >= --image_size="
               f"{config.image_size} (the crop is taken after the resize).")
@@ -298,4 +318,5 @@ def with_epoch_steps(config: ExperimentConfig, num_train: int) -> ExperimentConf
 # instance); any other difference means the workdir belongs to another experiment.
 RESUMABLE_CHANGES = ("workdir", "steps", "epochs", "strategy", "workers", "log_every",
                      "checkpoint_every", "records_dir", "data_dir", "mixed_precision",
-                     "augment_on", "data_service", "recipe")
+                     "augment_on", "data_service", "recipe", "eval_every", "eval_clips",
+                     "export_checkpoint")

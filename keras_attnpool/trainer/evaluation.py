@@ -3,15 +3,44 @@
 Videos: `test_frames` uniformly spaced frames (25, the paper's protocol) and any extra views
 go through the single-frame model; the logits of each video are averaged, then scored with
 top-1, top-5 and mean class accuracy. Images (MPII): mAP over classes and accuracy.
-Multi-label (HICO): mAP over classes, ambiguous labels left out per class.
+Multi-label (HICO): mAP over classes, ambiguous labels left out per class. Every result
+also has the training objective's loss on those per-video logits.
+
+Which records are scored: the final evaluation scores the test split (MPII: the val split,
+its test images having no public action labels); the evaluations during training score a
+slice of train held out with `val_fraction`, else the val split where the records have
+one, else the test split (`held_out_split`).
 """
 
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import keras
 import numpy as np
 
 from keras_attnpool import metrics
+from keras_attnpool.trainer import objectives
+
+# The metric the paper reports for a dataset (and the one the best checkpoint is kept by):
+# mAP for MPII and HICO, top-1 over videos otherwise. Larger is better for both.
+MAP_DATASETS = ("mpii", "hico")
+
+
+def dataset_metric(dataset: str) -> str:
+    """"mAP" for MPII and HICO, "top1" for the others."""
+    return "mAP" if dataset in MAP_DATASETS else "top1"
+
+
+def final_split(dataset: str) -> str:
+    """The split the final evaluation scores."""
+    return "val" if dataset == "mpii" else "test"
+
+
+def held_out_split(dataset: str, splits: Sequence[str], val_fraction: Optional[float]) -> str:
+    """The split the evaluations during training score: "train" (its held-out slice) with
+    `val_fraction`, else "val" where the records have it, else the test split."""
+    if val_fraction:
+        return "train"
+    return "val" if "val" in splits else final_split(dataset)
 
 
 def _logits(outputs):
@@ -46,7 +75,9 @@ def score(logits: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
         value, aps = metrics.mean_average_precision(targets, 1 / (1 + np.exp(-logits)))
         rows = [{"class": name, "positives": int(np.sum(targets[:, k] == 1)),
                  "AP": aps[k]} for k, name in enumerate(class_names)]
-        return {"mAP": value, "num_examples": int(len(labels))}, rows
+        loss = objectives.multi_label_loss(labels, logits)
+        return {"mAP": value, "loss": float(np.mean(loss)),
+                "num_examples": int(len(labels))}, rows
     labels = labels.astype(np.int64)
     probabilities = _softmax(logits)
     value, aps = metrics.mean_average_precision(labels, probabilities)
@@ -56,6 +87,7 @@ def score(logits: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
         "top5": metrics.top_k_accuracy(labels, logits, 5),
         "mean_class_accuracy": metrics.mean_class_accuracy(labels, logits, num_classes),
         "mAP": value,
+        "loss": float(np.mean(objectives.single_label_loss(labels, logits))),
         "num_examples": int(len(labels)),
     }
     rows = [{"class": name, "examples": int(np.sum(labels == k)), "accuracy": accuracy[k],

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
@@ -71,7 +71,45 @@ def _optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(learning_rate, momentum=0.9)
 
 
-def _train_data(config: ExperimentConfig, batch_size: int):
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """What the evaluations during training score: a split of the records, narrowed to
+    `video_ids` (the slice of train held out with `val_fraction`) when given."""
+
+    split: str
+    video_ids: Optional[Tuple[str, ...]] = None
+
+    def describe(self, config: ExperimentConfig) -> str:
+        if self.video_ids is not None:
+            return (f"{len(self.video_ids)} train clips held out (--val_fraction="
+                    f"{config.val_fraction:g}, per class, seeded; held_out.txt)")
+        what = f"the {self.split} split"
+        if self.split == evaluation.final_split(config.dataset):
+            what += (" (which the final evaluation scores too: a best checkpoint chosen on it "
+                     "has an optimistic score; --val_fraction holds out train clips instead)")
+        return what
+
+
+def held_out(config: ExperimentConfig, manifest: dict) -> Optional[HeldOut]:
+    """The held-out records of `config.eval_every`'s evaluations (None without them)."""
+    from keras_attnpool.data.datasets.common import stratified_split
+
+    if not config.eval_every:
+        return None
+    split = evaluation.held_out_split(config.dataset, list(manifest["splits"]),
+                                      config.val_fraction)
+    if split != "train":
+        return HeldOut(split)
+    by_class: dict = {}
+    for video_id, label in pipeline.list_clips(split_record_files(config.records_dir,
+                                                                  "train")):
+        by_class.setdefault(label, []).append(video_id)
+    return HeldOut(split, tuple(sorted(stratified_split(by_class, config.val_fraction,
+                                                        config.seed))))
+
+
+def _train_data(config: ExperimentConfig, batch_size: int,
+                leave_out: Optional[Sequence[str]] = None):
     files = split_record_files(config.records_dir, "train")
     keypoints = get_head_spec(config.head).keypoint_targets
 
@@ -83,7 +121,7 @@ def _train_data(config: ExperimentConfig, batch_size: int):
             multi_label=config.multi_label, flip=config.flip, scales=config.crop_scales,
             color_jitter=config.color_jitter,
             skip_batches=start, augment_on=config.augment_on,
-            data_service=config.data_service)
+            data_service=config.data_service, leave_out=leave_out)
 
     return dataset_fn
 
@@ -109,7 +147,8 @@ def train_config(config: ExperimentConfig, verbose: bool = True) -> TrainConfig:
         steps=config.steps, global_batch_size=config.batch_size,
         accumulation_steps=config.accumulation_steps, weight_decay=config.weight_decay,
         mixed_precision=config.mixed_precision, log_every=config.log_every,
-        checkpoint_every=config.checkpoint_every, verbose=verbose)
+        checkpoint_every=config.checkpoint_every, verbose=verbose,
+        eval_every=config.eval_every)
 
 
 def _preprocess(config: ExperimentConfig):
@@ -125,9 +164,13 @@ def _loss(config: ExperimentConfig):
                                 pose_weight)
 
 
-def train(config: ExperimentConfig, num_classes: int, strategy: tf.distribute.Strategy,
-          verbose: bool = True) -> tuple:
-    """Trains (resuming from the workdir's checkpoints) and returns (clip model, result)."""
+def train(config: ExperimentConfig, class_names: Sequence[str],
+          strategy: tf.distribute.Strategy, verbose: bool = True,
+          held: Optional[HeldOut] = None) -> tuple:
+    """Trains (resuming from the workdir's checkpoints), evaluating on `held` every
+    `config.eval_every` steps; returns (clip model with the weights of the checkpoint
+    `config.export_checkpoint` names, result with "checkpoint": {"used", "step", ...})."""
+    num_classes = len(class_names)
     if config.mixed_precision:
         if not tf.config.list_physical_devices("GPU"):
             logging.warning("--mixed_precision without a GPU: float16 on a CPU is emulated "
@@ -139,15 +182,57 @@ def train(config: ExperimentConfig, num_classes: int, strategy: tf.distribute.St
                       lambda: _optimizer(config), _loss(config), Workdir(config.workdir),
                       loop_config, preprocess=_preprocess(config))
     pictures = summaries.attention_pictures(config, trainer.model)
-    result = trainer.fit(_train_data(config, loop_config.micro_batch_size), on_log=pictures)
+    monitor = None if held is None else _monitor(config, held, class_names, trainer.model)
+    result = trainer.fit(
+        _train_data(config, loop_config.micro_batch_size, held and held.video_ids),
+        on_log=pictures, evaluate=monitor, best_by=evaluation.dataset_metric(config.dataset))
+    result["checkpoint"] = {"used": "last", "step": trainer.step}
+    if config.export_checkpoint == "best":
+        best = trainer.restore_best()
+        if best is None:
+            logging.warning("--export_checkpoint=best: no evaluation during training gave a "
+                            "finite %s; using the last checkpoint.",
+                            evaluation.dataset_metric(config.dataset))
+        else:
+            result["checkpoint"] = {"used": "best", "step": int(best["step"]),
+                                    "held_out_" + best["metric"]: best["value"]}
     return trainer.model, result
 
 
+def _monitor(config: ExperimentConfig, held: HeldOut, class_names: Sequence[str],
+             clip_model: keras.Model) -> Callable[[int], dict]:
+    """`Trainer.fit`'s `evaluate`: the single-frame model with the clip model's current
+    weights, scored on the held-out records with the dataset's protocol (on the first
+    `config.eval_clips` of them when set)."""
+    model = build_model(config, len(class_names), clip=False)
+    data = _eval_batches(config, held.split, only=held.video_ids, limit=config.eval_clips)
+
+    def evaluate_at(step: int) -> dict:
+        model.set_weights(clip_model.get_weights())
+        _, logits, labels = evaluation.predict_per_video(model, data)
+        return evaluation.score(logits, labels, class_names, config.multi_label)[0]
+
+    return evaluate_at
+
+
+def _eval_batches(config: ExperimentConfig, split: str, only: Optional[Sequence[str]] = None,
+                  limit: Optional[int] = None, batch_size: int = 8) -> tf.data.Dataset:
+    """The evaluation pipeline of `split` with the config's protocol (frames folded)."""
+    return pipeline.eval_dataset(split_record_files(config.records_dir, split),
+                                 image_size=config.image_size, batch_size=batch_size,
+                                 test_frames=config.test_frames, views=config.eval_views,
+                                 resize_short=config.resize_short,
+                                 image_mode=not config.is_video, fold_frames=True,
+                                 multi_label=config.multi_label, only=only, limit=limit)
+
+
 def evaluate(config: ExperimentConfig, model: keras.Model, class_names: list,
-             workdir: Optional[Workdir] = None, batch_size: int = 8) -> dict:
-    """Scores the single-frame `model` on the test split of the config's records with the
-    dataset's protocol; writes metrics.json, per_class.csv and predictions.csv into
-    `workdir` when given.
+             workdir: Optional[Workdir] = None, batch_size: int = 8,
+             checkpoint: Optional[dict] = None) -> dict:
+    """Scores the single-frame `model` on the test split of the config's records (MPII:
+    val; `evaluation.final_split`) with the dataset's protocol; writes metrics.json,
+    per_class.csv and predictions.csv into `workdir` when given; `checkpoint` (which one
+    the model's weights are) goes into the result as "checkpoint".
 
     Raises:
         ValueError: the records' manifest lists other classes than `class_names` (scoring
@@ -159,16 +244,15 @@ def evaluate(config: ExperimentConfig, model: keras.Model, class_names: list,
             f"--records_dir={config.records_dir} holds the classes {_listed(manifest['classes'])}"
             f" but the model was trained on {_listed(class_names)}; pass the records it was "
             "trained on (--records_dir).")
-    files = split_record_files(config.records_dir, "test")
-    data = pipeline.eval_dataset(files, image_size=config.image_size, batch_size=batch_size,
-                                 test_frames=config.test_frames, views=config.eval_views,
-                                 resize_short=config.resize_short,
-                                 image_mode=not config.is_video, fold_frames=True,
-                                 multi_label=config.multi_label)
+    split = evaluation.final_split(config.dataset)
+    data = _eval_batches(config, split, batch_size=batch_size)
     video_ids, logits, labels = evaluation.predict_per_video(model, data)
     result, rows = evaluation.score(logits, labels, class_names, config.multi_label)
     result["protocol"] = {"test_frames": config.test_frames if config.is_video else 1,
-                          "views": config.eval_views, "split": config.split}
+                          "views": config.eval_views, "split": config.split,
+                          "records": split}
+    if checkpoint is not None:
+        result["checkpoint"] = checkpoint
     if workdir is not None:
         workdir.write_metrics(result, rows)
         workdir.write_predictions(video_ids, logits, labels, class_names)
@@ -221,21 +305,37 @@ def run_experiment(config: ExperimentConfig, strategy: Optional[tf.distribute.St
         log(f"Input: tf.data service at {config.data_service} (its workers make the "
             "batches, each clip once per epoch, in an order that is not reproducible; a "
             "resumed run starts a new stream)")
-    config = with_epoch_steps(config, manifest["splits"]["train"])
+    held = held_out(config, manifest)
+    held_ids = held.video_ids if held is not None else None
+    config = with_epoch_steps(config, manifest["splits"]["train"] - len(held_ids or ()))
     log(_recipe_line(config))
     workdir.write_config(config)
     workdir.write_labels(classes)
+    if held is not None:
+        if held_ids is not None:
+            workdir.write_held_out(held_ids)
+        log(f"Evaluating every {config.eval_every} steps on "
+            + (f"the first {config.eval_clips} clips of " if config.eval_clips else "")
+            + f"{held.describe(config)}; the best checkpoint (by "
+            f"{evaluation.dataset_metric(config.dataset)}) is kept in "
+            f"{workdir.best_checkpoint_dir}")
     log(f"Training {config.backbone} + {config.head} head for {config.steps} steps "
         f"(batch {config.batch_size}) in {workdir.path}")
-    clip_model, result = train(config, len(classes), strategy, verbose)
+    clip_model, result = train(config, classes, strategy, verbose, held)
     if result["resumed_from"]:
         log(f"Resumed from {result['resumed_from']}")
+    used = result["checkpoint"]
+    log(f"Evaluating{' and exporting' if export_model else ''} the {used['used']} "
+        f"checkpoint (step {used['step']}"
+        + "".join(f", {k.replace('_', ' ')} {v:.4f}" for k, v in used.items()
+                  if k.startswith("held_out_")) + ")")
     run = TrainedRun(workdir, single_frame_model(config, clip_model, len(classes)), config,
                      list(classes))
     workdir.save_model(run.model)
-    metrics = evaluate(config, run.model, classes, workdir)
-    log("Test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                             if isinstance(v, float)) + f" ({metrics['num_examples']} videos)")
+    metrics = evaluate(config, run.model, classes, workdir, checkpoint=used)
+    log(f"{evaluation.final_split(config.dataset).capitalize()}: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        + f" ({metrics['num_examples']} videos)")
     exported = export(run) if export_model else None
     if exported:
         log(f"Exported: {exported}")

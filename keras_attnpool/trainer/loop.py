@@ -4,8 +4,9 @@ Keras 3's `Model.fit` fails under `MultiWorkerMirroredStrategy` (keras-team/kera
 so the loop runs `strategy.run` steps itself: the same code on one device, mirrored over
 several, and across workers. Around it: global-batch loss scaling, gradient accumulation,
 L2 weight decay as in the paper's recipe, loss scaling for mixed precision, checkpoints that
-resume after a kill (weights, optimizer state and the data position), a progress bar and
-TensorBoard scalars.
+resume after a kill (weights, optimizer state and the data position), a progress bar,
+TensorBoard scalars, and evaluations during training that keep the best checkpoint beside
+the last ones.
 """
 
 import dataclasses
@@ -36,13 +37,15 @@ class TrainConfig:
     checkpoint_every: int = 200
     keep_checkpoints: int = 3
     verbose: bool = True
+    eval_every: int = 0  # 0: no evaluation during training
 
     def __post_init__(self):
         for name in ("steps", "global_batch_size", "accumulation_steps", "log_every",
-                     "checkpoint_every", "keep_checkpoints"):
+                     "checkpoint_every", "keep_checkpoints", "eval_every"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
+            low = 0 if name == "eval_every" else 1
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"`{name}` must be an integer >= {low}; got {value!r}.")
         if self.global_batch_size % self.accumulation_steps:
             raise ValueError(f"`global_batch_size` ({self.global_batch_size}) must be divisible "
                              f"by `accumulation_steps` ({self.accumulation_steps}).")
@@ -129,6 +132,8 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints)
+        self.best_manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(checkpoint_dir, Workdir.BEST), max_to_keep=1)
         self._decayed = _decayed_weights(self.model)
         self._step_fn = None
 
@@ -143,6 +148,16 @@ class Trainer:
         if path:
             self.checkpoint.restore(path).assert_existing_objects_matched()
         return path
+
+    def restore_best(self) -> Optional[dict]:
+        """Restores the best checkpoint kept by the evaluations during training; returns
+        its record ({"step", "metric", "value"}), or None (nothing restored) without one."""
+        best = self.workdir.read_best()
+        path = tf.train.latest_checkpoint(self.workdir.best_checkpoint_dir)
+        if best is None or path is None or not path.endswith(f"ckpt-{best['step']}"):
+            return None
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        return best
 
     def _replica_loss(self, batch):
         inputs, targets = batch
@@ -209,7 +224,9 @@ class Trainer:
         return step
 
     def fit(self, dataset_fn: Callable[[int], tf.data.Dataset],
-            on_log: Optional[Callable[[int, dict], None]] = None) -> dict:
+            on_log: Optional[Callable[[int, dict], None]] = None,
+            evaluate: Optional[Callable[[int], dict]] = None,
+            best_by: Optional[str] = None) -> dict:
         """Trains until `config.steps` updates, resuming from the latest checkpoint.
 
         Args:
@@ -218,6 +235,11 @@ class Trainer:
                 that micro-batch of a deterministic, repeating stream. Resuming asks for the
                 position after the last checkpointed update, so no example is seen twice.
             on_log: called as `on_log(step, logs)` at every log step (for extra summaries).
+            evaluate: with `config.eval_every`, called as `evaluate(step)` every that many
+                steps and at the last one; returns metrics {name: value}, written to the
+                TensorBoard run `eval`. The checkpoint of the step with the largest
+                `best_by` metric so far is kept (`restore_best`), across resumes.
+            best_by: the metric of `evaluate`'s result to keep the best checkpoint by.
         Returns:
             {"step", "loss", "examples_per_second", "resumed_from"}.
         """
@@ -235,11 +257,17 @@ class Trainer:
         progbar = keras.utils.Progbar(config.steps, stateful_metrics=["examples/s"],
                                       verbose=1 if config.verbose and self.is_chief else 0)
         progbar.update(start)
+        evaluations = None
+        if evaluate is not None and config.eval_every:
+            evaluations = _Evaluations(self, evaluate, best_by)
         try:
-            loss, rate = self._train_steps(iterator, start, writer, progbar, on_log)
+            loss, rate = self._train_steps(iterator, start, writer, progbar, on_log,
+                                           evaluations)
         except KeyboardInterrupt:
             raise TrainingInterrupted(self._save_at_interrupt()) from None
         writer.flush()
+        if evaluations is not None:
+            evaluations.writer.flush()
         return {"step": self.step, "loss": loss, "examples_per_second": rate,
                 "resumed_from": resumed_from}
 
@@ -254,15 +282,16 @@ class Trainer:
             self._save(step)
         return step
 
-    def _save(self, step: int) -> None:
+    def _save(self, step: int, manager: Optional[tf.train.CheckpointManager] = None) -> None:
         """Saves the checkpoint of `step`; a save that fails leaves none of its files (the
         previous checkpoint stays the latest), and one that ran out of space raises
         `files.DiskFullError` naming it."""
-        prefix = os.path.join(self.manager.directory, f"ckpt-{step}")
+        manager = manager or self.manager
+        prefix = os.path.join(manager.directory, f"ckpt-{step}")
         with files.writing(prefix, leftovers=lambda: glob.glob(glob.escape(prefix) + "[._]*")):
-            self.manager.save(checkpoint_number=step)
+            manager.save(checkpoint_number=step)
 
-    def _train_steps(self, iterator, start, writer, progbar, on_log):
+    def _train_steps(self, iterator, start, writer, progbar, on_log, evaluations):
         config = self.config
         loss, rate, window_start, window_steps = float("nan"), 0.0, time.perf_counter(), 0
         for step in range(start + 1, config.steps + 1):
@@ -278,6 +307,11 @@ class Trainer:
                 self._log(writer, step, loss, rate, on_log)
                 window_start, window_steps = time.perf_counter(), 0
             progbar.update(step, [("loss", loss), ("examples/s", rate)])
+            # Evaluated before the step's checkpoint: a run killed in between evaluates
+            # the step again after resuming, rather than never.
+            if evaluations is not None and (step % config.eval_every == 0
+                                            or step == config.steps):
+                evaluations.run(step)
             if step % config.checkpoint_every == 0 or step == config.steps:
                 self._save(step)
         return loss, rate
@@ -297,3 +331,32 @@ class Trainer:
     def _learning_rate(self):
         optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         return optimizer.learning_rate
+
+
+class _Evaluations:
+    """The evaluations during training: TensorBoard run `eval`, and the best checkpoint
+    with its record (`Workdir.write_best`), which a resumed run continues from."""
+
+    def __init__(self, trainer: Trainer, evaluate: Callable[[int], dict],
+                 best_by: Optional[str]):
+        self.trainer, self.evaluate, self.best_by = trainer, evaluate, best_by
+        workdir = trainer.workdir
+        self.writer = (tf.summary.create_file_writer(workdir.logs_dir(Workdir.EVAL_RUN))
+                       if trainer.is_chief else tf.summary.create_noop_writer())
+        self.best = workdir.read_best()  # the chief's, shared by every worker
+
+    def run(self, step: int) -> None:
+        result = self.evaluate(step)
+        with self.writer.as_default(step=step):
+            for name, value in result.items():
+                if isinstance(value, float):
+                    tf.summary.scalar(name, value)
+        self.writer.flush()
+        value = result.get(self.best_by) if self.best_by else None
+        if value is None or not np.isfinite(value):
+            return
+        if self.best is None or value > self.best["value"]:
+            self.trainer._save(step, self.trainer.best_manager)
+            self.best = {"step": step, "metric": self.best_by, "value": float(value)}
+            if self.trainer.is_chief:
+                self.trainer.workdir.write_best(self.best)

@@ -47,7 +47,7 @@ from keras_attnpool.data.input.train import TrainSpec, train_batch
 AUTOTUNE = tf.data.AUTOTUNE
 AUGMENT_ON = ("cpu", "device")
 # The entry points: a prepared split's files, and the two pipelines over them.
-__all__ = ["eval_dataset", "split_record_files", "train_dataset"]
+__all__ = ["eval_dataset", "list_clips", "split_record_files", "train_dataset"]
 
 
 def _options() -> tf.data.Options:
@@ -94,7 +94,8 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
                   use_index: Optional[bool] = None, skip_batches: int = 0,
                   augment_on: str = "cpu", canvas_size: Optional[int] = None,
                   index_in_memory: Optional[bool] = None,
-                  data_service: Optional[str] = None) -> tf.data.Dataset:
+                  data_service: Optional[str] = None,
+                  leave_out: Optional[Sequence[str]] = None) -> tf.data.Dataset:
     """The training pipeline (module docstring: element structure and determinism).
 
     Args:
@@ -149,6 +150,9 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
             the draws fold in the batch's clips. `skip_batches` cannot position such a
             stream; it starts a new one instead (its order and draws seeded by `seed`
             and `skip_batches`), so a resumed run does not repeat the first epoch.
+        leave_out: video ids of records to train without (a slice held out for
+            evaluation, `eval_dataset(only=...)`); the other records' batches are formed
+            as if the left-out ones were not in the files.
     """
     size = _heatmap_size(image_mode, num_segments, with_keypoints, heatmap_size)
     if data_service and skip_batches:
@@ -156,7 +160,7 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
     if augment_on not in AUGMENT_ON:
         raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
     files = list_record_files(records)
-    source = record_source(files, use_index, index_in_memory)
+    source = record_source(files, use_index, index_in_memory).selected(leave_out, keep=False)
     first = source.first_record()
     if augment_on == "device" and canvas_size is None:
         canvas_size = _default_canvas(files, first)
@@ -212,7 +216,8 @@ def eval_dataset(records: Records, *, image_size: int, batch_size: int,
                  fold_frames: bool = False, multi_label: Optional[bool] = None,
                  cycle_length: int = 8,
                  input_context: Optional[tf.distribute.InputContext] = None,
-                 use_index: Optional[bool] = None) -> tf.data.Dataset:
+                 use_index: Optional[bool] = None, only: Optional[Sequence[str]] = None,
+                 limit: Optional[int] = None) -> tf.data.Dataset:
     """The evaluation pipeline: every record once, in a fixed order (module docstring).
 
     Args:
@@ -230,16 +235,20 @@ def eval_dataset(records: Records, *, image_size: int, batch_size: int,
         cycle_length: shards read concurrently.
         input_context: from `distribute_datasets_from_function`; shards the files.
         use_index: as in `train_dataset`.
+        only: video ids: evaluate only their records (a held-out slice of train).
+        limit: evaluate only the first `limit` records (of the fixed order).
     """
     if image_mode:
         test_frames, fold_frames = 1, True
     if resize_short is None:
         resize_short = int(round(image_size * 256 / 224))
-    source = record_source(list_record_files(records), use_index)
+    source = record_source(list_record_files(records), use_index).selected(only, keep=True)
     if multi_label is None:
         multi_label = is_multi_label(source.first_record())
     spec = EvalSpec(test_frames, image_size, resize_short, views, multi_label)
     ds = source.for_pipeline(input_context).stream(None, cycle_length, repeat=False)
+    if limit is not None:
+        ds = ds.take(limit)
     ds = ds.map(lambda *item: eval_example(item, spec, source), AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)
     # Views (and, if asked, frames) become batch rows, as a model sees them; the model's
@@ -253,3 +262,10 @@ def eval_dataset(records: Records, *, image_size: int, batch_size: int,
     ds = ds.map(lambda c, y, v: fold_views(c, y, v, per_video, frame_shape), AUTOTUNE,
                 deterministic=True)
     return ds.prefetch(AUTOTUNE).with_options(_options())
+
+
+def list_clips(records: Records) -> list:
+    """(video_id, label) of every record in `records`, in file order (label -1 for
+    multi-label records); only the ids and labels are parsed."""
+    files = list_record_files(records)
+    return record_source(files).clips()

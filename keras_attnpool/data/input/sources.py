@@ -14,6 +14,9 @@ evaluation, a batch of them for training) and finds the JPEGs of the sampled fra
   in a buffer.
 
 `record_source` chooses one from the files, once per pipeline. Both give the same batches.
+A source can be narrowed to some clips by their video ids (`RecordSource.selected`): a slice
+of train held out for evaluation during training is left out of one pipeline and is the
+only input of another.
 """
 
 from __future__ import annotations
@@ -47,11 +50,48 @@ def _gather_rows(values: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
     return out.to_tensor() if isinstance(out, tf.RaggedTensor) else out
 
 
+def id_fingerprints(video_ids: Sequence[str]) -> tf.Tensor:
+    """Sorted int64 fingerprints of video ids (what `RecordSource.selected` matches on)."""
+    if not len(video_ids):
+        return tf.zeros([0], tf.int64)
+    return tf.sort(_fingerprint(tf.constant(list(video_ids), tf.string)))
+
+
+def _fingerprint(video_id: tf.Tensor) -> tf.Tensor:
+    return tf.strings.to_hash_bucket_fast(video_id, 2**62)
+
+
 class RecordSource(abc.ABC):
     """The record files of one pipeline, read in one storage layout."""
 
     def __init__(self, files: Sequence[str]) -> None:
         self.files = list(files)
+        # (sorted id fingerprints, keep): only those clips (keep) or all but those.
+        self.selection: Optional[Tuple[tf.Tensor, bool]] = None
+
+    def selected(self, video_ids: Optional[Sequence[str]], keep: bool) -> RecordSource:
+        """This source with only the clips of `video_ids` (keep=True) or all but those
+        (keep=False); unchanged for None."""
+        out = copy.copy(self)
+        if video_ids is not None:
+            out.selection = (id_fingerprints(video_ids), keep)
+        return out
+
+    def _wanted(self, serialized: tf.Tensor) -> tf.Tensor:
+        """Whether an item passes the selection (its video id, parsed alone)."""
+        fingerprints, keep = self.selection
+        context, _ = tf.io.parse_single_sequence_example(
+            serialized, context_features={"video_id": CONTEXT_SPEC["video_id"]})
+        value = _fingerprint(context["video_id"])
+        at = tf.searchsorted(fingerprints, value[None])[0]
+        found = tf.reduce_any(tf.equal(fingerprints[at:at + 1], value))
+        return found if keep else tf.logical_not(found)
+
+    def _narrowed(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        """`ds` of (shard, serialized) pairs with the selection applied."""
+        if self.selection is None:
+            return ds
+        return ds.filter(lambda shard, serialized: self._wanted(serialized))
 
     @abc.abstractmethod
     def _open(self, shard: tf.Tensor) -> tf.data.Dataset:
@@ -83,13 +123,27 @@ class RecordSource(abc.ABC):
         return out
 
     def first_record(self) -> dict:
-        """The first item's features (to look at labels and frame sizes)."""
-        for item in self._items(tf.constant(self.files[0])).take(1):
-            return self.parse(item[1])
+        """The first item's features (to look at labels and frame sizes), selected or
+        not."""
+        for serialized in self._open(tf.constant(self.files[0])).take(1):
+            return self.parse(serialized)
         raise no_records_error(self.files)
 
     def _items(self, shard: tf.Tensor) -> tf.data.Dataset:
-        return self._open(shard).map(lambda serialized: (shard, serialized))
+        return self._narrowed(self._open(shard).map(lambda serialized: (shard, serialized)))
+
+    def clips(self) -> list:
+        """(video_id, label) of every record of the files, in file order (label: the
+        class, or -1 for multi-label records). Reads only the records' ids and labels."""
+        spec = {name: CONTEXT_SPEC[name] for name in ("video_id", "label")}
+        spec["label"] = tf.io.FixedLenFeature([], tf.int64, default_value=-1)
+        out = []
+        for shard in self.files:
+            for chunk in self._items(tf.constant(shard)).batch(4096):
+                context, _, _ = tf.io.parse_sequence_example(chunk[1], context_features=spec)
+                out += zip([v.decode() for v in context["video_id"].numpy().tolist()],
+                           context["label"].numpy().tolist())
+        return out
 
     def stream(self, seed: Optional[int], cycle_length: int, repeat: bool) -> tf.data.Dataset:
         """(shard, serialized) pairs of every file, shuffled across files when `seed` is
@@ -195,7 +249,7 @@ class IndexedShards(RecordSource):
                 shards += [shard] * len(chunk)
         if not entries:
             raise no_records_error(self.files)
-        ds = tf.data.Dataset.from_tensor_slices((shards, entries))
+        ds = self._narrowed(tf.data.Dataset.from_tensor_slices((shards, entries)))
         if seed is not None:
             ds = ds.shuffle(len(entries), seed=seed, reshuffle_each_iteration=True)
         return ds.repeat() if repeat else ds
