@@ -204,3 +204,53 @@ def test_bad_evaluation_flags_end_in_one_line(flags, named, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], result.stderr[-2000:]
     assert not (tmp_path / "run").exists()
+
+
+def _mpii(root, per_class=4):
+    """A miniature MPII release (2 classes, real JPEGs, no joints): the .mat in its
+    official nested-struct shape, and images/."""
+    import scipy.io
+    from PIL import Image
+
+    (root / "mpii_human_pose_v1_u12_2").mkdir(parents=True)
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    names, acts = [], []
+    for k, act in enumerate(["bicycling, general", "rock climbing"]):
+        for i in range(per_class):
+            name = f"{k}{i:08d}.jpg"
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(
+                root / "images" / name)
+            names.append(name)
+            acts.append((act, k + 1))
+    empty = np.zeros((0, 0))
+    annolist = np.zeros((1, len(names)), dtype=[(f, object) for f in (
+        "image", "annorect", "frame_sec", "vididx")])
+    act = np.zeros((len(names), 1), dtype=[(f, object) for f in (
+        "act_name", "cat_name", "act_id")])
+    for i, name in enumerate(names):
+        annolist.flat[i] = ({"name": name}, empty, 10, i + 1)
+        act.flat[i] = (acts[i][0], acts[i][0].split(",")[0], acts[i][1])
+    scipy.io.savemat(root / "mpii_human_pose_v1_u12_2" / "mpii_human_pose_v1_u12_1.mat", {
+        "RELEASE": {"annolist": annolist, "img_train": np.ones((1, len(names))), "act": act,
+                    "single_person": np.zeros((len(names), 1), object), "version": "12"}})
+    return root
+
+
+@pytest.mark.slow
+def test_mpii_is_evaluated_on_its_val_split_during_and_after_training(tmp_path):
+    """MPII's test images have no public action labels: both evaluations score val."""
+    data = _mpii(tmp_path / "mpii")
+    workdir = tmp_path / "run"
+    result = _fit("--dataset=mpii", f"--data_dir={data}", f"--workdir={workdir}",
+                  "--backbone=tiny", "--weights=none", "--image_size=32", "--steps=2",
+                  "--batch_size=2", "--export=false", "--workers=0", "--eval_every=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "mpii" / "prepared" / "split1" / "manifest.json")
+                          .read_text())
+    assert "test" not in manifest["splits"] and manifest["splits"]["val"] >= 2
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["protocol"]["records"] == "val"
+    assert metrics["num_examples"] == manifest["splits"]["val"]
+    assert "Evaluating every 1 steps on the val split" in result.stdout
+    assert set(_events(workdir / "logs" / "eval")["mAP"]) == {1, 2}
