@@ -39,27 +39,53 @@ VARIANTS: Dict[str, tuple] = {
     "second_order": ("second-order pooling (256-d projection)", dict(head="second_order")),
 }
 LATENCY_BATCH = 8
-# Shorter than the demo preset's own length, but past both of its learning-rate decays: it
-# keeps the default ablation (7 rows x 2 seeds) within about half an hour on a 2-core CPU
-# (docs/benchmark_times.md).
-DEMO_STEPS = 400
+# The demo's default budget: 240 steps of batch 16 (3,840 clips, 11 epochs of the 350 train
+# clips; the preset's learning-rate decays come at a third of the steps each), 8 test frames
+# per video, and an evaluation every 60 steps (the curves). With the default rows (average
+# pooling and rank-1 attention), 5 seeds and both settings (20 runs, plus the source task
+# trained once) the default run takes about 40 minutes on 2 CPU cores.
+DEMO_STEPS = 240
+DEMO_BATCH = 16
+DEMO_TEST_FRAMES = 8
+DEMO_EVAL_EVERY = 60
+DEFAULT_VARIANTS = ("avg", "rank1")
+# What the paper claims of each row against average pooling (Table 1 and Sec. 4: attention
+# of rank 1, 2 and 5 and pose-regularised attention beat it on MPII and HMDB51); None: the
+# paper makes no such claim.
+CLAIMS = {"rank1": "higher", "rank2": "higher", "rank5": "higher", "pose": "higher",
+          "class_specific": None, "second_order": None}
+CONFIDENCE = 0.95
+# The pretrained setting: the tiny backbone trained once on the five digits the demo does not
+# use (5-9, same clutter, same layout), then fine-tuned on the demo's 0-4 with the demo's
+# recipe, as ImageNet features are fine-tuned on HMDB51.
+SOURCE_FIRST_DIGIT = 5
+SOURCE_STEPS = 400
 
 
 def base_overrides(dataset: str = "demo", data_dir: Optional[str] = None,
                    steps: Optional[int] = None, batch_size: Optional[int] = None,
-                   test_frames: Optional[int] = None, workers: Optional[int] = None) -> dict:
-    """The config overrides every row shares (None: the preset's; steps default to
-    DEMO_STEPS for the demo). `ablate.py`, `resolution.py` and `docs/make_docs.py` all make
-    them here, so that they name the same runs (the workdir names hash the whole config)."""
+                   test_frames: Optional[int] = None, workers: Optional[int] = None,
+                   eval_every: Optional[int] = None) -> dict:
+    """The config overrides every row shares (None: the preset's; for the demo, the
+    DEMO_* budget). `ablate.py`, `resolution.py` and `docs/make_docs.py` all make them
+    here, so that they name the same runs (the workdir names hash the whole config)."""
+    demo = dataset == "demo"
     return {"dataset": dataset,
-            "steps": steps or (DEMO_STEPS if dataset == "demo" else None),
-            "batch_size": batch_size, "test_frames": test_frames, "workers": workers,
+            "steps": steps or (DEMO_STEPS if demo else None),
+            "batch_size": batch_size or (DEMO_BATCH if demo else None),
+            "test_frames": test_frames or (DEMO_TEST_FRAMES if demo else None),
+            "eval_every": eval_every if eval_every is not None else (
+                DEMO_EVAL_EVERY if demo else None),
+            "workers": workers,
             "data_dir": data_dir and os.path.abspath(os.path.expanduser(data_dir))}
 
 
 def dataset_metric(dataset: str) -> str:
-    """The metric the paper reports for a dataset: mAP for MPII and HICO, top-1 otherwise."""
-    return "mAP" if dataset in ("mpii", "hico") else "top1"
+    """`evaluation.dataset_metric` (imported when asked: it loads TensorFlow, which the
+    tools' flag errors come before)."""
+    from keras_attnpool.trainer.evaluation import dataset_metric as metric
+
+    return metric(dataset)
 
 
 def variant_config(base: dict, variant: str, seed: int, root: str,
@@ -170,15 +196,58 @@ def summarize(values: Sequence[float]) -> str:
     return f"{mean:.3f} ± {spread}"
 
 
+def paired_interval(values: Sequence[float], reference: Sequence[float],
+                    confidence: float = CONFIDENCE) -> tuple:
+    """(mean, low, high) of the per-seed differences values - reference: the mean and its
+    two-sided `confidence` interval by the paired t distribution (n - 1 degrees of
+    freedom); low and high are NaN for fewer than two seeds."""
+    from scipy import stats
+
+    differences = [a - b for a, b in zip(values, reference)]
+    mean = statistics.fmean(differences)
+    if len(differences) < 2:
+        return mean, float("nan"), float("nan")
+    half = (stats.t.ppf(0.5 + confidence / 2, len(differences) - 1)
+            * statistics.stdev(differences) / len(differences) ** 0.5)
+    return mean, mean - half, mean + half
+
+
+def verdict(claim: Optional[str], low: float, high: float) -> str:
+    """What the interval says of the paper's claim ("higher" than average pooling)."""
+    if claim is None:
+        return "no claim in the paper"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "not resolved at this budget"
+    if low > 0:
+        return "agrees with the paper"
+    if high < 0:
+        return "disagrees with the paper"
+    return "not resolved at this budget"
+
+
+def _difference_cells(row: dict) -> str:
+    reference, variant = row.get("reference"), row.get("variant")
+    if reference is None or variant == "avg":
+        return "— | — | —"
+    mean, low, high = paired_interval(row["values"], reference)
+    claim = CLAIMS.get(variant)
+    said = {"higher": "higher than avg", None: "—"}[claim]
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] | {said} | {verdict(claim, low, high)}"
+
+
 def markdown_table(rows: List[dict], metric: str, seeds: Sequence[int],
                    first_column: str = "head") -> str:
-    """One Markdown table: rows of {"name", "values", "params", "latency_ratio"}."""
+    """One Markdown table: rows of {"name", "values", "params", "latency_ratio",
+    "latency_ms"}, with "variant" and "reference" (average pooling's values per seed) for
+    the paired difference, its interval and the verdict."""
     lines = [f"| {first_column} | {metric} (mean ± sd) | {metric} per seed ("
-             f"{', '.join(map(str, seeds))}) | head params | head latency / avg | head ms |",
-             "|---|---|---|---|---|---|"]
+             f"{', '.join(map(str, seeds))}) | − avg, paired ({CONFIDENCE:.0%} CI) | "
+             "paper | verdict | head params | head latency / avg | head ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['name']} | {summarize(row['values'])} | "
                      f"{' '.join(f'{v:.3f}' for v in row['values'])} | "
+                     f"{_difference_cells(row)} | "
                      f"{row['params']:,} | {row['latency_ratio']:.2f} | "
                      f"{row['latency_ms']:.3f} |")
     return "\n".join(lines)
@@ -192,7 +261,10 @@ def describe(config: ExperimentConfig, seeds: Sequence[int], metric: str,
     return (f"{config.dataset}: {config.backbone} backbone, {feature_sizes} feature map, "
             f"{config.steps} steps of batch {config.batch_size} ({config.optimizer}, lr "
             f"{config.learning_rate}), {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
-            f"{metric} on the test split ({config.test_frames} frames per video); latency: "
+            f"{metric} on the test split ({config.test_frames} frames per video), last "
+            f"checkpoint; − avg: the mean per-seed difference to average pooling (same "
+            f"seed), with its {CONFIDENCE:.0%} interval by the paired t distribution; a "
+            "verdict agrees or disagrees when that interval excludes 0; latency: "
             f"head alone, batch {LATENCY_BATCH}, median of paired ratios; "
             f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}.")
 
@@ -200,7 +272,8 @@ def describe(config: ExperimentConfig, seeds: Sequence[int], metric: str,
 def ablation_rows(base: dict, variants: Sequence[str], seeds: Sequence[int], root: str,
                   repeats: int, log: Callable[[str], None] = print,
                   image_size: Optional[int] = None, row_prefix: str = "") -> tuple:
-    """Trains every (variant, seed) and measures the heads; returns (rows, a config)."""
+    """Trains every (variant, seed) and measures the heads; returns (rows, a config).
+    Each row has "workdirs" (its runs') and "reference" (average pooling's values)."""
     from keras_attnpool.trainer import experiment
 
     configs = {v: variant_config(base, v, seeds[0], root, image_size)
@@ -208,23 +281,109 @@ def ablation_rows(base: dict, variants: Sequence[str], seeds: Sequence[int], roo
     manifest = experiment.prepare_records(configs["avg"], log=lambda m: None)
     rows = []
     for variant in variants:
-        values = []
+        values, workdirs = [], []
         for seed in seeds:
             log(f"{row_prefix}{variant}, seed {seed}")
             config = variant_config(base, variant, seed, root, image_size)
             values.append(float(train_and_score(config, log)[dataset_metric(base["dataset"])]))
+            workdirs.append(config.workdir)
         name = VARIANTS[variant][0]
-        rows.append({"name": row_prefix + name, "values": values})
+        rows.append({"name": row_prefix + name, "values": values, "variant": variant,
+                     "workdirs": workdirs})
     costs = head_costs(configs, len(manifest["classes"]), repeats)
+    reference = next((row["values"] for row in rows if row["variant"] == "avg"), None)
     for row, variant in zip(rows, variants):
-        row.update(costs[variant])
+        row.update(costs[variant], reference=reference)
     return rows, configs["avg"]
 
 
+def source_weights(root: str, data_dir: str, log: Callable[[str], None] = print,
+                   steps: int = SOURCE_STEPS) -> str:
+    """The tiny backbone trained on the source task (cluttered digits from 5, as many
+    classes and clips as the demo dataset in `data_dir` has, made once under `root`),
+    saved as a weights file that `--weights=FILE` loads; reused when present."""
+    from keras_attnpool import files
+    from keras_attnpool.data.synthetic.demo import make_demo_dataset
+    from keras_attnpool.models import get_backbone_spec
+    from keras_attnpool.workdir import Workdir
+
+    from keras_attnpool.data.synthetic.demo import COMPLETE
+
+    demo = make_config("demo")
+    made = files.read_json(os.path.join(data_dir, COMPLETE)) or {}
+    sizes = {k: made[k] for k in ("num_classes", "clips_per_class", "num_frames",
+                                  "num_fragments", "seed") if k in made}
+    source = os.path.join(root, f"source_digits{SOURCE_FIRST_DIGIT}+_" + hashlib.sha1(
+        json.dumps(sizes, sort_keys=True).encode()).hexdigest()[:8])
+    path = os.path.join(source, f"tiny_{demo.image_size}px_{steps}steps.weights.h5")
+    if os.path.isfile(path):
+        return path
+    data = make_demo_dataset(os.path.join(source, "data"), first_digit=SOURCE_FIRST_DIGIT,
+                             **sizes)
+    config = make_config("demo", data_dir=data, head="avg", steps=steps,
+                         workdir=os.path.join(source, "run"))
+    log(f"Source task: training the tiny backbone on digits {SOURCE_FIRST_DIGIT}-9")
+    metrics = train_and_score(config, log)
+    model = Workdir(config.workdir).load_model()
+    network = get_backbone_spec("tiny").constructor(
+        input_shape=(demo.image_size, demo.image_size, 3), include_top=False, weights=None)
+    network.set_weights(model.get_layer("tiny_backbone").get_weights())
+    files.atomic_write(path, network.save_weights, suffix=".weights.h5")
+    log(f"Source task: top1 {metrics['top1']:.3f} on its own test clips; weights {path}")
+    return path
+
+
+def settings(base: dict, root: str, log: Callable[[str], None] = print,
+             source_steps: int = SOURCE_STEPS) -> List[tuple]:
+    """(label, base overrides) of the ablation's two settings: from random weights, and
+    fine-tuned from the source task's backbone (the demo only: elsewhere the preset's own
+    start, ImageNet for the real datasets, is the one setting)."""
+    if base["dataset"] != "demo":
+        return [("", base)]
+    from keras_attnpool.data.synthetic import demo
+
+    weights = source_weights(root, base.get("data_dir") or demo.default_root(), log,
+                             source_steps)
+    return [("from scratch: ", base),
+            ("fine-tuned from the source task: ", {**base, "weights": weights})]
+
+
+def curves_figure(rows: List[dict], metric: str, path: str) -> str:
+    """One PNG of the rows' evaluation curves during training (`--eval_every`), each the
+    mean over its seeds at the steps they share."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_attnpool.workdir import Workdir
+
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for row in rows:
+        curves = [dict(Workdir(w).read_eval_curves().get(metric, [])) for w in row["workdirs"]]
+        steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+        if steps:
+            axis.plot(steps, [statistics.fmean(c[s] for c in curves) for s in steps],
+                      marker="o", label=row["name"],
+                      linestyle="--" if row["name"].startswith("fine-tuned") else "-")
+    axis.set_xlabel("training step")
+    axis.set_ylabel(f"{metric} (mean over seeds)")
+    axis.set_title("Evaluations during training")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def ablation_table(base: dict, variants: List[str], seeds: Sequence[int], root: str,
-                   repeats: int, log: Callable[[str], None] = print) -> str:
-    """`ablate.py`'s output: the table of every variant and the line saying what ran.
-    The pose row is left out when the records carry no keypoints."""
+                   repeats: int, log: Callable[[str], None] = print,
+                   curves: Optional[str] = None, source_steps: int = SOURCE_STEPS) -> str:
+    """`ablate.py`'s output: the table of every variant in each setting and the lines
+    saying what ran; with `curves`, the evaluation curves as a PNG there. The pose row is
+    left out when the records carry no keypoints."""
     from keras_attnpool.models import get_backbone_spec
     from keras_attnpool.trainer import experiment
 
@@ -234,11 +393,22 @@ def ablation_table(base: dict, variants: List[str], seeds: Sequence[int], root: 
     if "pose" in variants and not records_have_keypoints(records):
         log(f"No keypoints in {records}: leaving out the pose-regularised row.")
         variants = [v for v in variants if v != "pose"]
-    rows, config = ablation_rows(base, variants, seeds, root, repeats, log)
+    rows, config = [], reference
+    for label, setting in settings(base, root, log, source_steps):
+        setting_rows, config = ablation_rows(setting, variants, seeds, root, repeats, log,
+                                             row_prefix=label)
+        rows += setting_rows
     metric = dataset_metric(base["dataset"])
+    if curves and config.eval_every:
+        log(f"Curves: {curves_figure(rows, metric, curves)}")
     side = get_backbone_spec(config.backbone).feature_size(config.image_size)
-    return (markdown_table(rows, metric, seeds) + "\n\n"
-            + describe(config, seeds, metric, f"{side}x{side}"))
+    text = markdown_table(rows, metric, seeds) + "\n\n" + describe(
+        config, seeds, metric, f"{side}x{side}")
+    if base["dataset"] == "demo":
+        text += (f" Fine-tuned: the same recipe from the tiny backbone trained "
+                 f"{source_steps} steps (average pooling) on cluttered digits from "
+                 f"{SOURCE_FIRST_DIGIT}, classes the demo does not have.")
+    return text
 
 
 # ----------------------------------------------------------------- resolution

@@ -19,13 +19,14 @@ DIGIT_SIZE = 16
 FRAGMENT_SIZE = 7
 
 
-def _digit_bank(classes: int):
-    """Upscaled digits in [0, 1]: images (N, 16, 16), labels (N,), for digits 0..classes-1."""
+def _digit_bank(classes: int, first: int = 0):
+    """Upscaled digits in [0, 1]: images (N, 16, 16), labels (N,) (the digits themselves),
+    for digits first..first+classes-1."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    keep = digits.target < classes
+    keep = (digits.target >= first) & (digits.target < first + classes)
     images = []
     for image in digits.images[keep]:
         pil = Image.fromarray((image / 16.0 * 255).astype(np.uint8))

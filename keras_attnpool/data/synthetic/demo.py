@@ -56,19 +56,30 @@ def _write_keypoints(folder: str, stem: str, centres: np.ndarray) -> None:
             json.dump(payload, f)
 
 
-def _settings(num_classes, clips_per_class, num_frames, num_fragments, seed) -> dict:
-    return {"num_classes": num_classes, "clips_per_class": clips_per_class,
-            "num_frames": num_frames, "num_fragments": num_fragments, "seed": seed, "fps": FPS,
-            "frame_size": cluttered_digits.FRAME_SIZE, "version": 1}
+def _settings(num_classes, clips_per_class, num_frames, num_fragments, seed,
+              first_digit) -> dict:
+    settings = {"num_classes": num_classes, "clips_per_class": clips_per_class,
+                "num_frames": num_frames, "num_fragments": num_fragments, "seed": seed,
+                "fps": FPS, "frame_size": cluttered_digits.FRAME_SIZE, "version": 1}
+    if first_digit:  # the demo's own marker stays as it was
+        settings["first_digit"] = first_digit
+    return settings
 
 
 def make_demo_dataset(root: str, num_classes: int = 5, clips_per_class: int = 100,
                       num_frames: int = 16, num_fragments: int = 30, seed: int = 0,
-                      test_fraction: float = 0.3) -> str:
+                      test_fraction: float = 0.3, first_digit: int = 0) -> str:
     """Writes the demo dataset to `root` (once: a complete one with the same settings is
     reused) and returns `root`. The write goes to a temporary folder renamed at the end, so
-    an interrupted run never leaves a half dataset that looks complete."""
-    settings = _settings(num_classes, clips_per_class, num_frames, num_fragments, seed)
+    an interrupted run never leaves a half dataset that looks complete.
+
+    `first_digit`: the classes are digits first_digit..first_digit+num_classes-1 (the demo:
+    0-4; `first_digit=5` gives the other five, a source task to pretrain on)."""
+    if not 0 <= first_digit <= 10 - num_classes:
+        raise ValueError(f"digits {first_digit}..{first_digit + num_classes - 1}: there are "
+                         "only the digits 0-9.")
+    settings = _settings(num_classes, clips_per_class, num_frames, num_fragments, seed,
+                         first_digit)
     marker = os.path.join(root, COMPLETE)
     if os.path.exists(marker):
         with open(marker) as f:
@@ -91,11 +102,12 @@ def make_demo_dataset(root: str, num_classes: int = 5, clips_per_class: int = 10
 
 def _write_tree(root: str, settings: dict, test_fraction: float) -> None:
     rng = np.random.default_rng(settings["seed"])
-    images, labels, digits = cluttered_digits._digit_bank(settings["num_classes"])
+    first = settings.get("first_digit", 0)
+    images, labels, digits = cluttered_digits._digit_bank(settings["num_classes"], first)
     fragments = cluttered_digits._fragment_bank(digits, rng)
     os.makedirs(os.path.join(root, SPLITS_FOLDER))
     num_test = int(round(settings["clips_per_class"] * test_fraction))
-    for k in range(settings["num_classes"]):
+    for k in range(first, first + settings["num_classes"]):
         name = f"digit_{k}"
         instances = rng.permutation(np.flatnonzero(labels == k))
         cut = int(len(instances) * (1 - test_fraction))
