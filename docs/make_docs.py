@@ -1,12 +1,14 @@
 r"""Regenerates the README's attention pictures and ablation tables from the commands.
 
-    python docs/make_docs.py                  # ablation + resolution + pictures, 3 seeds
+    python docs/make_docs.py                  # ablation + resolution + pictures, 5 seeds
                                               # (finished runs in --workdir are reused)
+    python docs/make_docs.py --skip=resolution
     python docs/make_docs.py --readme_only    # only rewrite the README from docs/
 
-Steps: `benchmarks/ablate.py` -> docs/ablation_demo.md, `benchmarks/resolution.py` ->
-docs/resolution_demo.md, `training/visualize.py` on the ablation's rank-1 attention and
-pose-regularised runs (seed 1) for a demo test video and one of its frames ->
+Steps: `benchmarks/ablate.py` -> docs/ablation_demo.md and docs/ablation_curves.png,
+`benchmarks/resolution.py` -> docs/resolution_demo.md, `training/visualize.py` on the
+ablation's rank-1 attention run and a pose-regularised run (seed 1, from scratch; trained
+here when missing) for a demo test video and one of its frames ->
 docs/attention_*.png (paletted, a few tens of KB), then the README text between
 `<!-- attention-pictures:start/end -->` and `<!-- ablation:start/end -->` (nothing else).
 docs/ablation_notes.md (written by hand: what the tables say) is placed under the tables.
@@ -34,6 +36,8 @@ _WORKDIR = flags.DEFINE_string("workdir", os.path.join(ROOT, "workdir", "ablate_
                                "Root of the ablation's runs (reused when finished).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Demo data (default: the default).")
 _WORKERS = flags.DEFINE_integer("workers", None, "Prepare's processes.", lower_bound=0)
+_SKIP = flags.DEFINE_multi_enum("skip", [], ["ablation", "resolution", "pictures"],
+                                "Steps to leave out (their docs/ files are used as they are).")
 
 PICTURES = {  # docs file -> (variant, input kind)
     "attention_video.png": ("rank1", "video"),
@@ -41,7 +45,7 @@ PICTURES = {  # docs file -> (variant, input kind)
     "attention_pose_video.png": ("pose", "video"),
 }
 DEMO_CLASS = "digit_3"
-SEEDS = "1,2,3"  # one more than ablate.py's default: the demo's seed-to-seed spread is large
+SEEDS = "1,2,3,4,5"  # ablate.py's default
 
 
 def _run(*command: str) -> None:
@@ -78,7 +82,9 @@ def make_pictures(root: str, data_dir: str, base: dict) -> None:
     with tempfile.TemporaryDirectory() as folder:
         image = _middle_frame_png(video, folder)
         for name, (variant, kind) in PICTURES.items():
-            workdir = ablation.variant_config(base, variant, 1, root).workdir
+            config = ablation.variant_config(base, variant, 1, root)
+            ablation.train_and_score(config)  # reused when ablate.py trained it
+            workdir = config.workdir
             out = os.path.join(folder, name)
             _run("training/visualize.py", f"--workdir={workdir}", f"--out={out}",
                  "--frames=4", f"--classes={DEMO_CLASS}", "--inputs",
@@ -122,6 +128,7 @@ def ablation_section() -> List[str]:
     return [
         "### The paper's ablation (`python benchmarks/ablate.py`)", "",
         _read("ablation_demo.md"), "",
+        "![evaluation curves of the ablation's rows](docs/ablation_curves.png)", "",
         "### Feature resolution (`python benchmarks/resolution.py`)", "",
         _read("resolution_demo.md"), "",
         _read("ablation_notes.md"), "",
@@ -162,9 +169,13 @@ def main(argv) -> None:
         overrides = {"data_dir": data_dir, "workers": _WORKERS.value}
         common = [f"--workdir={_WORKDIR.value}", f"--seeds={SEEDS}"] + [
             f"--{name}={value}" for name, value in overrides.items() if value is not None]
-        _run("benchmarks/ablate.py", *common, "--out=docs/ablation_demo.md")
-        _run("benchmarks/resolution.py", *common, "--out=docs/resolution_demo.md")
-        make_pictures(_WORKDIR.value, data_dir, ablation.base_overrides(**overrides))
+        if "ablation" not in _SKIP.value:
+            _run("benchmarks/ablate.py", *common, "--out=docs/ablation_demo.md",
+                 "--curves=docs/ablation_curves.png")
+        if "resolution" not in _SKIP.value:
+            _run("benchmarks/resolution.py", *common, "--out=docs/resolution_demo.md")
+        if "pictures" not in _SKIP.value:
+            make_pictures(_WORKDIR.value, data_dir, ablation.base_overrides(**overrides))
     write_readme()
 
 

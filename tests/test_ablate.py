@@ -57,19 +57,39 @@ def test_a_finished_run_is_reused_only_with_the_same_config(tmp_path):
     assert ablation.finished_metrics(other) is None
 
 
-def test_table_has_mean_spread_seeds_and_costs():
-    rows = [{"name": "avg pooling", "values": [0.5, 0.7], "params": 645,
-             "latency_ratio": 1.0, "latency_ms": 0.1},
-            {"name": "attention, rank 1", "values": [0.9], "params": 774,
-             "latency_ratio": 1.234, "latency_ms": 0.2}]
-    table = ablation.markdown_table(rows, "top1", [1, 2]).splitlines()
-    assert table[0].startswith("| head | top1 (mean ± sd) | top1 per seed (1, 2) |")
-    assert table[2] == "| avg pooling | 0.600 ± 0.141 | 0.500 0.700 | 645 | 1.00 | 0.100 |"
-    assert "0.900 ± n/a" in table[3] and "| 1.23 |" in table[3]
+def test_table_has_mean_spread_seeds_paired_interval_verdict_and_costs():
+    avg = [0.5, 0.7, 0.6]
+    rows = [{"name": "avg pooling", "values": avg, "params": 645, "latency_ratio": 1.0,
+             "latency_ms": 0.1, "variant": "avg", "reference": avg},
+            {"name": "attention, rank 1", "values": [0.7, 0.8, 0.9], "params": 774,
+             "latency_ratio": 1.234, "latency_ms": 0.2, "variant": "rank1", "reference": avg},
+            {"name": "second-order", "values": [0.9], "params": 9, "latency_ratio": 2.0,
+             "latency_ms": 0.3, "variant": "second_order", "reference": [0.5]}]
+    table = ablation.markdown_table(rows, "top1", [1, 2, 3]).splitlines()
+    assert table[0].startswith("| head | top1 (mean ± sd) | top1 per seed (1, 2, 3) | "
+                               "− avg, paired (95% CI) | paper | verdict |")
+    assert table[2] == ("| avg pooling | 0.600 ± 0.100 | 0.500 0.700 0.600 | — | — | — | "
+                        "645 | 1.00 | 0.100 |")
+    # Differences 0.2, 0.1, 0.3: mean 0.2, sd 0.1, t(0.975, 2) = 4.303: 0.2 ± 0.248.
+    assert "| +0.200 [-0.048, +0.448] | higher than avg | not resolved at this budget |" \
+        in table[3] and "| 1.23 |" in table[3]
+    assert "0.900 ± n/a" in table[4] and "no claim in the paper" in table[4]
     assert ablation.dataset_metric("mpii") == "mAP" and ablation.dataset_metric("hmdb51") == "top1"
     gain = ablation.gain_row("64 px", rows[0], {**rows[1], "values": [0.9, 0.8]})
     np.testing.assert_allclose(gain["values"], [0.4, 0.1])
     assert gain["params"] == 129
+
+
+def test_paired_interval_and_verdict():
+    # Differences 0.1, 0.2, 0.1, 0.2: mean 0.15, sd 0.0577, t(0.975, 3) = 3.182: ± 0.0919.
+    mean, low, high = ablation.paired_interval([0.6, 0.7, 0.6, 0.7], [0.5, 0.5, 0.5, 0.5])
+    np.testing.assert_allclose([mean, low, high], [0.15, 0.0581, 0.2419], atol=1e-4)
+    assert ablation.verdict("higher", low, high) == "agrees with the paper"
+    assert ablation.verdict("higher", -high, -low) == "disagrees with the paper"
+    assert ablation.verdict("higher", -0.1, 0.2) == "not resolved at this budget"
+    assert ablation.verdict("higher", *ablation.paired_interval([0.7], [0.5])[1:]) == \
+        "not resolved at this budget"  # one seed: no interval
+    assert ablation.verdict(None, low, high) == "no claim in the paper"
 
 
 def test_head_costs_count_the_head_alone_and_pair_ratios_to_avg(tmp_path):
@@ -127,7 +147,8 @@ def test_flags_give_the_overrides_of_the_same_names(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == repr(ablation.base_overrides(**overrides))
     demo = ablation.base_overrides(data_dir="~/d")
-    assert demo["steps"] == ablation.DEMO_STEPS
+    assert (demo["steps"], demo["batch_size"], demo["eval_every"]) == (
+        ablation.DEMO_STEPS, ablation.DEMO_BATCH, ablation.DEMO_EVAL_EVERY)
     assert demo["data_dir"] == os.path.join(os.path.expanduser("~"), "d")
 
 
@@ -142,11 +163,43 @@ def test_miniature_ablation_writes_the_table(tmp_path):
         [sys.executable, os.path.join(ROOT, "benchmarks", "ablate.py"), f"--data_dir={data}",
          f"--workdir={tmp_path / 'runs'}", "--steps=2", "--batch_size=4", "--test_frames=2",
          "--seeds=1,2", "--variants=avg,rank1,pose", "--repeats=2", "--workers=0",
+         "--eval_every=1", "--source_steps=2", f"--curves={tmp_path / 'curves.png'}",
          f"--out={out}"], capture_output=True, text=True, timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     lines = out.read_text().splitlines()
     assert lines[0].startswith("| head | top1 (mean ± sd) | top1 per seed (1, 2) |")
-    assert [line.split(" | ")[0] for line in lines[2:5]] == [
-        "| avg pooling", "| attention, rank 1", "| pose-regularised attention"]
-    assert "2 steps of batch 4" in out.read_text() and "2 seeds (1, 2)" in out.read_text()
+    assert [line.split(" | ")[0] for line in lines[2:8]] == [
+        "| from scratch: avg pooling", "| from scratch: attention, rank 1",
+        "| from scratch: pose-regularised attention",
+        "| fine-tuned from the source task: avg pooling",
+        "| fine-tuned from the source task: attention, rank 1",
+        "| fine-tuned from the source task: pose-regularised attention"]
+    text = out.read_text()
+    assert "2 steps of batch 4" in text and "2 seeds (1, 2)" in text
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The fine-tuned rows started from the source task's backbone, a weights file.
+    configs = [json.loads((tmp_path / "runs" / name / "config.json").read_text())
+               for name in os.listdir(tmp_path / "runs") if name.startswith("avg_")]
+    weights = {c["weights"] for c in configs}
+    assert None in weights and len(weights) == 2
+    source = next(w for w in weights if w)
+    assert source.endswith(".weights.h5") and os.path.isfile(source)
+
+
+def test_the_source_task_has_the_digits_the_demo_lacks_and_its_weights_load(tmp_path):
+    from keras_attnpool.data.synthetic.demo import COMPLETE, make_demo_dataset
+    from keras_attnpool.models import build_backbone
+
+    data = make_demo_dataset(str(tmp_path / "data"), num_classes=2, clips_per_class=3,
+                             num_frames=4, num_fragments=2, test_fraction=0.34)
+    path = ablation.source_weights(str(tmp_path / "runs"), data, log=lambda m: None, steps=2)
+    source_data = os.path.join(os.path.dirname(path), "data")
+    classes = sorted(d for d in os.listdir(source_data) if d.startswith("digit_"))
+    assert classes == ["digit_5", "digit_6"]  # as many classes as the demo, none of its own
+    assert json.loads(open(os.path.join(source_data, COMPLETE)).read())["clips_per_class"] == 3
+    trained = build_backbone("tiny", (64, 64, 3), weights=path)
+    fresh = build_backbone("tiny", (64, 64, 3))
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(trained.get_weights(), fresh.get_weights()))
+    assert ablation.source_weights(str(tmp_path / "runs"), data, steps=2) == path  # reused
