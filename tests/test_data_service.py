@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from keras_attnpool.data.synthetic.demo import make_demo_dataset
+from tools import bytes_read
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVICE = str(ROOT / "training" / "data_service.py")
@@ -24,11 +25,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _bytes_read(pid: int) -> int:
-    with open(f"/proc/{pid}/io") as f:
-        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
 
 
 def _start(*flags):
@@ -64,7 +60,7 @@ def test_fit_trains_on_batches_made_by_the_service_workers(cluster, tmp_path):
     address, workers = cluster
     data = make_demo_dataset(str(tmp_path / "data"), num_classes=3, clips_per_class=5,
                              num_frames=8, test_fraction=0.4)
-    before = [_bytes_read(w.pid) for w in workers]
+    before = [bytes_read(w.pid) for w in workers]
     result = subprocess.run(
         [sys.executable, FIT, f"--data_dir={data}", f"--records_dir={tmp_path / 'records'}",
          f"--workdir={tmp_path / 'w'}", "--steps=4", "--batch_size=4", "--test_frames=4",
@@ -77,7 +73,7 @@ def test_fit_trains_on_batches_made_by_the_service_workers(cluster, tmp_path):
     assert '"data_service": "grpc://127.0.0.1:' in (tmp_path / "w" / "config.json").read_text()
     # The workers read the sampled frames from the shards (and are still running: they
     # never needed keras_attnpool).
-    read = [_bytes_read(w.pid) - b for w, b in zip(workers, before)]
+    read = [bytes_read(w.pid) - b for w, b in zip(workers, before)]
     assert sum(read) > 4 * 4 * 3 * 500, read
     assert all(w.poll() is None for w in workers)
 

@@ -23,3 +23,9 @@ def file_size_limit(max_bytes: int):
     import resource
 
     return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+
+def bytes_read(pid="self") -> int:
+    """Bytes process `pid` has read through read()/pread() so far (Linux /proc)."""
+    with open(f"/proc/{pid}/io") as f:
+        return int(next(line for line in f if line.startswith("rchar:")).split()[1])

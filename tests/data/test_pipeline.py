@@ -25,6 +25,7 @@ from keras_attnpool.data.input.train import batch_uniforms  # noqa: E402
 from keras_attnpool.data.joints import INVALID_JOINT  # noqa: E402
 from keras_attnpool.data.records import frame_index  # noqa: E402
 from keras_attnpool.data.records.schema import encode_example, shard_name  # noqa: E402
+from tools import bytes_read  # noqa: E402
 
 GARBAGE = b"\xff\xd8 (a JPEG start marker, then bytes no decoder accepts)"
 H, W = 24, 32
@@ -178,12 +179,6 @@ def test_skipped_records_are_not_decoded(tmp_path, indexed):
     assert label.numpy().tolist() == [1, 1]
 
 
-def _bytes_read() -> int:
-    """Bytes this process has read through read()/pread() so far (Linux)."""
-    with open("/proc/self/io") as f:
-        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux /proc")
 def test_a_late_resume_gives_the_same_batches_without_reading_the_skipped_clips(tmp_path):
     files = write_shards(tmp_path, [(n, v) for v, n in enumerate(LENGTHS)], shards=3,
@@ -191,9 +186,9 @@ def test_a_late_resume_gives_the_same_batches_without_reading_the_skipped_clips(
     shard_bytes = sum(os.path.getsize(f) for f in files)
     late = 50_000  # batches: 200,000 clips, 600,000 sampled frames
     ds = train(files, batch_size=4, color_jitter=True, skip_batches=late)
-    before = _bytes_read()
+    before = bytes_read()
     resumed = [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(2)]
-    read = _bytes_read() - before
+    read = bytes_read() - before
     # Reading the skipped clips' frames would read the shards over and over (25,000
     # epochs of them); the resumed stream reads little more than a few batches' frames.
     assert read < 3 * shard_bytes, (read, shard_bytes)
