@@ -43,7 +43,7 @@ LATENCY_BATCH = 8
 # clips; the preset's learning-rate decays come at a third of the steps each), 8 test frames
 # per video, and an evaluation every 60 steps (the curves). With the default rows (average
 # pooling and rank-1 attention), 5 seeds and both settings (20 runs, plus the source task
-# trained once) the default run takes about 40 minutes on 2 CPU cores.
+# trained once) the default run took 55 minutes on 2 CPU cores (docs/benchmark_times.md).
 DEMO_STEPS = 240
 DEMO_BATCH = 16
 DEMO_TEST_FRAMES = 8
