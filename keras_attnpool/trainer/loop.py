@@ -132,8 +132,10 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints)
-        self.best_manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(checkpoint_dir, Workdir.BEST), max_to_keep=1)
+        best_dir = (self.workdir.best_checkpoint_dir if self.is_chief
+                    else os.path.join(checkpoint_dir, Workdir.BEST))
+        self.best_manager = tf.train.CheckpointManager(self.checkpoint, best_dir,
+                                                       max_to_keep=1)
         self._decayed = _decayed_weights(self.model)
         self._step_fn = None
 

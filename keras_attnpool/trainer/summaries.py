@@ -1,7 +1,8 @@
 """Attention pictures for TensorBoard during training.
 
-A fixed set of test frames (the middle frame of the first test clips) is run through the
-backbone and the attention head at every checkpoint step and drawn by
+A fixed set of test frames (the middle frame of the first clips the final evaluation
+scores) is run through the backbone and the attention head at every checkpoint step and
+drawn by
 `keras_attnpool.visualize` (input, bottom-up, top-down and product maps, top-k labels), the
 same pictures as `training/visualize.py` makes.
 """
@@ -16,6 +17,7 @@ from keras_attnpool import visualize
 from keras_attnpool.data.input import pipeline
 from keras_attnpool.data.input.files import split_record_files
 from keras_attnpool.models import split_model
+from keras_attnpool.trainer import evaluation
 from keras_attnpool.workdir import Workdir, WorkdirError
 
 NUM_PICTURES = 4
@@ -25,7 +27,8 @@ def _fixed_frames(config) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """(frames (N, S, S, 3), labels (N,)) of the first test clips, prepared as the
     evaluation prepares them, or None."""
     try:
-        files = split_record_files(config.records_dir, "test")
+        files = split_record_files(config.records_dir,
+                                   evaluation.final_split(config.dataset))
     except (ValueError, FileNotFoundError):
         return None
     data = pipeline.eval_dataset(files, image_size=config.image_size, batch_size=NUM_PICTURES,
