@@ -26,8 +26,9 @@ best of 5 calls), the ratio taken within each repeat and its median reported.
 
 Every run evaluates during training (`--eval_every`, on the test split: the curves only;
 the table scores the last checkpoint), and `--curves` draws the rows' mean curves. The
-demo's default budget (`ablation.DEMO_*`: 240 steps of batch 16, 8 test frames) keeps the
-default run (20 runs and the source task) to 55 minutes on 2 CPU cores (measured).
+demo's default budget (`ablation.DEMO_*`: 150 steps of batch 16, 8 test frames, the source
+task 240 steps) keeps the default run (20 runs and the source task) within 45 minutes on 2
+CPU cores (docs/benchmark_times.md has the last measured time).
 
 Pose-regularised attention on video datasets: the heatmap loss of a clip is the mean over
 its frames (`losses.masked_heatmap_loss`).

@@ -39,15 +39,16 @@ VARIANTS: Dict[str, tuple] = {
     "second_order": ("second-order pooling (256-d projection)", dict(head="second_order")),
 }
 LATENCY_BATCH = 8
-# The demo's default budget: 240 steps of batch 16 (3,840 clips, 11 epochs of the 350 train
+# The demo's default budget: 150 steps of batch 16 (2,400 clips, 7 epochs of the 350 train
 # clips; the preset's learning-rate decays come at a third of the steps each), 8 test frames
-# per video, and an evaluation every 60 steps (the curves). With the default rows (average
+# per video, and an evaluation every 50 steps (the curves). With the default rows (average
 # pooling and rank-1 attention), 5 seeds and both settings (20 runs, plus the source task
-# trained once) the default run took 55 minutes on 2 CPU cores (docs/benchmark_times.md).
-DEMO_STEPS = 240
+# trained once) the default run fits in 45 minutes on 2 CPU cores (docs/benchmark_times.md
+# has the last measured time).
+DEMO_STEPS = 150
 DEMO_BATCH = 16
 DEMO_TEST_FRAMES = 8
-DEMO_EVAL_EVERY = 60
+DEMO_EVAL_EVERY = 50
 DEFAULT_VARIANTS = ("avg", "rank1")
 # What the paper claims of each row against average pooling (Table 1 and Sec. 4: attention
 # of rank 1, 2 and 5 and pose-regularised attention beat it on MPII and HMDB51); None: the
@@ -59,7 +60,7 @@ CONFIDENCE = 0.95
 # use (5-9, same clutter, same layout), then fine-tuned on the demo's 0-4 with the demo's
 # recipe, as ImageNet features are fine-tuned on HMDB51.
 SOURCE_FIRST_DIGIT = 5
-SOURCE_STEPS = 400
+SOURCE_STEPS = 240
 
 
 def base_overrides(dataset: str = "demo", data_dir: Optional[str] = None,

@@ -37,11 +37,12 @@ def _refresh_batch_norm(model: keras.Model, images: np.ndarray) -> None:
     """
     layers = [layer for layer in model._flatten_layers()
               if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
     for layer in layers:
         layer.momentum = 0.0
     model(images.astype("float32"), training=True)
-    for layer in layers:
-        layer.momentum = 0.99
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
 
 
 @pytest.fixture(scope="module")
