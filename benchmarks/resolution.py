@@ -1,6 +1,6 @@
 r"""Feature resolution: does attention help more when the feature map is larger?
 
-    python benchmarks/resolution.py                   # the demo at 64 and 128 px
+    python benchmarks/resolution.py                   # the demo at 64 and 96 px
     python benchmarks/resolution.py --sizes=64,96,128 --seeds=1,2,3
     python benchmarks/resolution.py --dataset=mpii --data_dir=~/data/mpii --sizes=224,450
 
@@ -10,6 +10,11 @@ at each input size (frames resized to the size, so the feature map grows with it
 backbone's 8x8 at 64 px, 12x12 at 96, 16x16 at 128) with `benchmarks/ablate.py`'s equal
 budget, flags and table, and adds a row per size with attention's gain over average pooling.
 Runs are shared with `ablate.py` (same workdir root and config: reused, not retrained).
+
+The default sizes, 64 and 96 px (8x8 and 12x12 maps), keep the default run (5 seeds; the
+64 px runs are ablate.py's) to about 35 minutes on 2 CPU cores after ablate.py: a step costs
+about the square of the size, so 128 px (16x16, the paper's ratio of map sides) would take
+about 4x ablate.py's from-scratch half, over an hour; ask for it with --sizes=64,96,128.
 """
 
 import os
@@ -26,7 +31,7 @@ from keras_attnpool import cli
 for _flag in flags.FLAGS.get_flags_for_module(ablate):
     if _flag.name != "variants":
         flags.declare_key_flag(_flag.name)
-_SIZES = flags.DEFINE_list("sizes", "64,128", "Comma-separated input sizes in pixels.")
+_SIZES = flags.DEFINE_list("sizes", "64,96", "Comma-separated input sizes in pixels.")
 
 
 def _checked_sizes() -> list:
