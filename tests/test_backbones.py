@@ -118,6 +118,29 @@ def test_tiny_backbone_runs_on_this_backend():
     assert all(layer.synchronized == on_tensorflow for layer in norms)
 
 
+def test_tiny_moving_statistics_follow_the_batches_within_a_short_run():
+    """The tiny backbone trains for a few hundred steps: after 80 training-mode passes its
+    moving statistics (what the evaluated model normalises with) must be those of the
+    batches, not still their initial 0 and 1 (at Keras' momentum 0.99, 45% of those would
+    remain, against batch variances far from 1)."""
+    backbone = build_backbone("tiny", (32, 32, 3))
+    network = backbone.get_layer("tiny")
+    images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    inputs = backbone.get_layer("preprocess")(images)
+    for _ in range(80):
+        network(inputs, training=True)
+    norms = [layer for layer in network.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        seen = keras.ops.convert_to_numpy(
+            keras.Model(network.input, layer.input)(inputs, training=True))
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.moving_variance),
+                                   seen.var(axis=(0, 1, 2)), rtol=0.05, err_msg=layer.name)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.moving_mean),
+                                   seen.mean(axis=(0, 1, 2)), rtol=0.05, atol=1e-3,
+                                   err_msg=layer.name)
+
+
 def _tiny_weights_file(tmp_path):
     source = build_backbone("tiny", (16, 16, 3)).get_layer("tiny")
     rng = np.random.default_rng(0)
