@@ -61,6 +61,16 @@ CONFIDENCE = 0.95
 # recipe, as ImageNet features are fine-tuned on HMDB51.
 SOURCE_FIRST_DIGIT = 5
 SOURCE_STEPS = 240
+# Part of every run's and the source task's name: raised when a library change alters what
+# the same config trains (2: the tiny backbone's batch-norm momentum 0.9), so that runs
+# finished before it are trained again rather than reused.
+RESULTS_VERSION = 2
+
+
+def _digest(value) -> str:
+    """The first 8 hex digits of the SHA-1 of `value` (JSON) with RESULTS_VERSION."""
+    return hashlib.sha1(json.dumps([RESULTS_VERSION, value], sort_keys=True)
+                        .encode()).hexdigest()[:8]
 
 
 def base_overrides(dataset: str = "demo", data_dir: Optional[str] = None,
@@ -98,9 +108,7 @@ def variant_config(base: dict, variant: str, seed: int, root: str,
         # Frames are upsampled to the new size rather than cropped from a larger frame.
         overrides.update(image_size=image_size, resize_short=image_size)
     config = make_config(**overrides)
-    digest = hashlib.sha1(json.dumps(dataclasses.asdict(config), sort_keys=True)
-                          .encode()).hexdigest()[:8]
-    name = f"{variant}_{config.image_size}px_seed{seed}_{digest}"
+    name = f"{variant}_{config.image_size}px_seed{seed}_{_digest(dataclasses.asdict(config))}"
     return dataclasses.replace(config, workdir=os.path.join(root, name))
 
 
@@ -314,8 +322,7 @@ def source_weights(root: str, data_dir: str, log: Callable[[str], None] = print,
     made = files.read_json(os.path.join(data_dir, COMPLETE)) or {}
     sizes = {k: made[k] for k in ("num_classes", "clips_per_class", "num_frames",
                                   "num_fragments", "seed") if k in made}
-    source = os.path.join(root, f"source_digits{SOURCE_FIRST_DIGIT}+_" + hashlib.sha1(
-        json.dumps(sizes, sort_keys=True).encode()).hexdigest()[:8])
+    source = os.path.join(root, f"source_digits{SOURCE_FIRST_DIGIT}+_{_digest(sizes)}")
     path = os.path.join(source, f"tiny_{demo.image_size}px_{steps}steps.weights.h5")
     if os.path.isfile(path):
         return path

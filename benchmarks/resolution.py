@@ -12,7 +12,7 @@ budget, flags and table, and adds a row per size with attention's gain over aver
 Runs are shared with `ablate.py` (same workdir root and config: reused, not retrained).
 
 The default sizes, 64 and 96 px (8x8 and 12x12 maps), keep the default run (5 seeds; the
-64 px runs are ablate.py's) to about 35 minutes on 2 CPU cores after ablate.py: a step costs
+64 px runs are ablate.py's) to about 30 minutes on 2 CPU cores after ablate.py: a step costs
 about the square of the size, so 128 px (16x16, the paper's ratio of map sides) would take
 about 4x ablate.py's from-scratch half, over an hour; ask for it with --sizes=64,96,128.
 """
