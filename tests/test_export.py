@@ -32,8 +32,8 @@ BIN = os.path.dirname(sys.executable)
 def _refresh_batch_norm(model: keras.Model, images: np.ndarray) -> None:
     """Sets BatchNorm moving statistics to those of `images`.
 
-    After a few hundred steps the moving averages still lag the weights, and inference-mode
-    accuracy sits near chance; one pass with momentum 0 makes the demo model a real one.
+    One pass with momentum 0, then each layer's own momentum back: the exported model's
+    inference then does not depend on how far the moving averages followed the weights.
     """
     layers = [layer for layer in model._flatten_layers()
               if isinstance(layer, keras.layers.BatchNormalization)]
