@@ -7,15 +7,15 @@ decode-only limit.
 On `input_pipeline.py`'s HMDB51-like records (`input_methods.write_video` /
 `write_records`: 320x240 clips stored at short side 256, with frame indexes), each row runs
 the pipeline of `pipeline.train_dataset` up to one more stage of `train.train_batch` and
-ends there (a small tensor of that stage's result leaves the pipeline), so that a row's
-cost minus the row above is that stage's:
+ends there (a small tensor of what that stage made leaves the pipeline), so that a row's
+cost minus the row above is that stage's (the stages are `train.batch_stages`'):
 
   parse       the batch's index entries parsed
   sample      + the batch's uniforms and TSN frame indices
   read        + the sampled JPEGs read from the shards (`indexed.read_frames`)
-  draw        + frame sizes from the JPEG headers and the augmentation draws
+  draw        + the frame sizes (JPEG headers) and the augmentation draws
   decode      + every clip's decode (and, augment_on=cpu, resize and flip), summed
-  hand_off    + the whole batch handed on (what a training step receives)
+  element     + the whole batch handed on (what a training step receives)
 
 and `decode_limit`: `tf.io.decode_jpeg` of the same kind of sampled frames held in memory
 (`input_methods.decode_only_dataset`), the limit any pipeline is measured against.
@@ -38,42 +38,37 @@ _BATCHES = flags.DEFINE_integer("batches", 60, "Batches per timed run (at least)
                                 lower_bound=1)
 _AUGMENT_ON = flags.DEFINE_enum("augment_on", "device", ["cpu", "device"],
                                 "The pipeline's augmentation mode.")
-STAGES = ("parse", "sample", "read", "draw", "decode", "hand_off")
+
+
+def _small(made):
+    """A small tensor that depends on everything a stage made (so none of it is pruned)."""
+    import tensorflow as tf
+
+    values = [v.flat_values if isinstance(v, tf.RaggedTensor) else v
+              for v in tf.nest.flatten(made)]
+    return tf.add_n([tf.reduce_sum(tf.cast(tf.reshape(v, [-1])[:1], tf.float32))
+                     if v.dtype != tf.string else tf.cast(tf.reduce_sum(
+                         tf.strings.length(tf.reshape(v, [-1]))), tf.float32)
+                     for v in values])
 
 
 def _stage_dataset(files, stage: str, augment_on: str):
-    """The training pipeline over `files`, ending after `stage`."""
+    """The training pipeline over `files`, ending after `stage` (a small tensor of what
+    that stage made leaves it, or for the last, the element itself)."""
     import tensorflow as tf
 
     from input_methods import BATCH, IMAGE_SIZE, NUM_SEGMENTS, SHORT_SIDE
-    from keras_attnpool.data.input import pipeline, sampling, train
+    from keras_attnpool.data.input import pipeline, train
     from keras_attnpool.data.input.sources import record_source
 
     source = record_source(files)
     spec = train.TrainSpec(NUM_SEGMENTS, IMAGE_SIZE, False, augment_on=augment_on,
                            canvas=SHORT_SIDE if augment_on == "device" else 0)
-    t = NUM_SEGMENTS
 
     def run(index, batch):
-        shards, serialized = batch
-        records = source.parse_batch(serialized, False)
-        if stage == "parse":
-            return records["num_frames"]
-        u = train.batch_uniforms(0, index, tf.shape(serialized)[0], t)
-        indices = sampling.segment_indices_from_uniforms(records["num_frames"], u[:, :t])
-        if stage == "sample":
-            return indices
-        encoded = source.frame_batch(shards, records, indices)
-        if stage == "read":
-            return tf.strings.length(encoded)
-        height, width, draw = train._draw(encoded, u[:, t:], spec)
-        if stage == "draw":
-            return draw["crop_box"]
-        clips, extra = train._clip_inputs(encoded, height, width, draw, spec)
-        out = train._decode_clips(clips, spec)
-        if stage == "decode":
-            return tf.reduce_sum(tf.cast(out["frames"][:, :, 0, 0, 0], tf.float32))
-        return out, extra
+        for name, made in train.batch_stages(index, batch, spec, source):
+            if name == stage:
+                return made if stage == train.STAGES[-1] else _small(made)
 
     ds = source.training_records(0, 8, 16, True).batch(BATCH, drop_remainder=True)
     ds = ds.enumerate().map(run, tf.data.AUTOTUNE, deterministic=True)
@@ -88,6 +83,7 @@ def main(argv) -> None:
 
         from input_methods import clips_per_second, decode_only_dataset
         from input_methods import write_records, write_video
+        from keras_attnpool.data.input.train import STAGES
 
     tmp = tempfile.mkdtemp(prefix="input_stages_")
     videos = [os.path.join(tmp, f"clip{i:03d}.avi") for i in range(_VIDEOS.value)]
@@ -112,7 +108,7 @@ def main(argv) -> None:
         previous = cost if name in STAGES else previous
         print(f"  {name:12s} {speed:8.1f} clips/s {cost:6.3f} CPU-ms/clip {step}")
     limit = statistics.median(r[0] for r in results["decode_limit"])
-    whole = statistics.median(r[0] for r in results["hand_off"])
+    whole = statistics.median(r[0] for r in results[STAGES[-1]])
     print(f"pipeline / decode-only limit: {whole / limit:.2f} by clips/s")
     print(f"Whole benchmark: {time.perf_counter() - start:.0f} s wall time")
 

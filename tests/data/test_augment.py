@@ -229,6 +229,47 @@ def test_device_augment_resamples_the_crop_with_corners_aligned(flip):
     np.testing.assert_allclose(out, tf.stack(expected).numpy(), atol=2e-3)
 
 
+@pytest.mark.parametrize("height,width", [(64, 40), (33, 50), (64, 96)])
+def test_device_augment_reads_only_the_decoded_region(height, width):
+    # The pipeline decodes of each window only `resampled_region` (the crop and a margin)
+    # onto the canvas. Resampling that must give, bit for bit, what resampling the whole
+    # window decoded (`decode_and_crop_jpeg` of the window, as the pipeline did before)
+    # gives: for crops anywhere (at the window's edges, whole-frame ones, edges on even
+    # columns and on 16-px boundaries, where libjpeg's chroma upsampling differs at a
+    # decoded region's edge), enlarged or reduced, mirrored or not; frames of 4:2:0 JPEG
+    # noise, odd sizes. With no margin this fails.
+    from keras_attnpool.data.input.decode import decode_onto_canvas
+
+    canvas, rng, n = 64, np.random.default_rng(height), 40
+    encoded = tf.constant([tf.io.encode_jpeg(rng.integers(0, 256, (height, width, 3),
+                                                          np.uint8), quality=90).numpy()
+                           for _ in range(2)])
+    u = tf.constant(rng.random((n, 4)), tf.float32)
+    boxes = augment.crop_box_from_uniforms(tf.fill([n], height), tf.fill([n], width),
+                                           u[:, :3], scales=(1.0, 0.75, 0.5, 0.25))
+    for box, flip in zip(boxes, u[:, 3] < 0.5):
+        window = augment.crop_window(height, width, box)
+        side = int(window[2])
+        whole = np.zeros((2, canvas, canvas, 3), np.uint8)
+        whole[:, :side, :side] = [tf.io.decode_and_crop_jpeg(e, window, channels=3)
+                                  for e in encoded]
+        region = augment.resampled_region(box, window)
+        part = decode_onto_canvas(encoded, 2, region, window, canvas).numpy()
+        y, x, h, w = (region - tf.concat([window[:2], [0, 0]], 0)).numpy()
+        outside = np.ones((canvas, canvas), bool)
+        outside[y:y + h, x:x + w] = False
+        assert not part[:, outside].any()
+        box_on_canvas = augment.canvas_box(box, window, canvas, flip)[None]
+        for size in (8, 96):
+            want = augment.device_augment({"frames": whole[None], "boxes": box_on_canvas},
+                                          size)
+            got = augment.device_augment({"frames": part[None], "boxes": box_on_canvas},
+                                         size)
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+    eager_and_mapped(lambda e, r, w: decode_onto_canvas(e, 2, r, w, canvas), encoded,
+                     region, window)
+
+
 def test_device_augment_of_images_and_with_colour():
     image = tf.cast(position_frames(1, 20, 20)[0], tf.uint8)
     box = augment.canvas_box(tf.constant([0, 0, 20, 20]), tf.constant([0, 0, 20, 20]), 20,

@@ -164,6 +164,27 @@ def canvas_box(crop_box: tf.Tensor, window: tf.Tensor, canvas: int,
     return tf.stack([y1, tf.where(flip, x2, x1), y2, tf.where(flip, x1, x2)], axis=-1)
 
 
+# Pixels decoded around a crop for `device_augment`: corner-aligned bilinear sampling at the
+# crop's first and last pixel centres can give the next row or column the weight of a
+# rounding error, and libjpeg's chroma upsampling at the edge of a decoded region lacks the
+# neighbour it uses inside the frame, so the pixel at that edge can differ (by tens of
+# levels) from the whole frame's: two pixels keep both away from what is read.
+REGION_MARGIN = 2
+
+
+def resampled_region(crop_box: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+    """The part of `window` to decode for `device_augment` to resample `crop_box` as if
+    the whole window had been decoded: the crop and `REGION_MARGIN` pixels around it,
+    inside the window. int32 (y, x, h, w) in frame coordinates, [4] (or [..., 4])."""
+    y, x, h, w = tf.unstack(tf.cast(crop_box, tf.int32), 4, axis=-1)
+    window_y, window_x, side, _ = tf.unstack(tf.cast(window, tf.int32), 4, axis=-1)
+    m = REGION_MARGIN
+    top, left = tf.maximum(y - m, window_y), tf.maximum(x - m, window_x)
+    bottom = tf.minimum(y + h + m, window_y + side)
+    right = tf.minimum(x + w + m, window_x + side)
+    return tf.stack([top, left, bottom - top, right - left], axis=-1)
+
+
 def device_augment(inputs: Dict[str, tf.Tensor], image_size: int) -> tf.Tensor:
     """Finishes the training augmentation of an `augment_on="device"` batch on whatever
     device runs it: crop, resize and flip by `tf.image.crop_and_resize`, then the colour

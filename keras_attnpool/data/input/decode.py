@@ -20,6 +20,29 @@ def decode_jpegs(encoded: tf.Tensor, count: int, crop_box: Optional[tf.Tensor] =
     return tf.stack(frames)
 
 
+def decode_onto_canvas(encoded: tf.Tensor, count: int, region: tf.Tensor,
+                       window: tf.Tensor, canvas: int) -> tf.Tensor:
+    """Decodes `region` (y, x, h, w) of each of `count` JPEGs and places it where it lies
+    in `window` (y, x, side, side, holding the region; side <= canvas), on a canvas of
+    zeros whose top-left corner holds the window: uint8 [count, canvas, canvas, 3].
+
+    Only the region is decoded (libjpeg skips the work of the rows and columns around it
+    that it can), and the canvas is assembled by concatenation, which copies each pixel
+    once, as stacking the frames would.
+    """
+    top, left = region[0] - window[0], region[1] - window[1]
+    height, width = region[2], region[3]
+    above = tf.zeros(tf.stack([top, canvas, 3]), tf.uint8)
+    below = tf.zeros(tf.stack([canvas - top - height, canvas, 3]), tf.uint8)
+    before = tf.zeros(tf.stack([height, left, 3]), tf.uint8)
+    after = tf.zeros(tf.stack([height, canvas - left - width, 3]), tf.uint8)
+    parts = []
+    for i in range(count):  # unrolled (count is static), so TF runs the decodes in parallel
+        band = tf.io.decode_and_crop_jpeg(encoded[i], region, channels=3)
+        parts += [above, tf.concat([before, band, after], 1), below]
+    return tf.reshape(tf.concat(parts, 0), [count, canvas, canvas, 3])
+
+
 def is_multi_label(record: dict) -> bool:
     """Multi-label datasets store a non-empty `labels`."""
     return int(tf.size(record["labels"])) > 0

@@ -17,9 +17,11 @@ Training elements (batched):
     with_keypoints=True: (frames, {"logits": label, "pose_heatmaps": float32 [B, (T,) h, w,
             16]}), the targets of `build_action_model(head="pose_attention")`.
     augment_on="device": ({"frames": uint8 [B, (T,) C, C, 3], "boxes": float32 [B, 4],
-            "color": float32 [B, 4] with color_jitter}, target): the clips' square windows
-            and their crop boxes; `augment.device_augment(inputs, S)` in the training step
-            makes the float32 frames above from them.
+            "color": float32 [B, 4] with color_jitter}, target): each clip's square window
+            (side: the frames' short side) at the top-left of a C x C canvas, of which only
+            the crop and a margin are decoded (the rest is 0), and the crop boxes on the
+            canvas; `augment.device_augment(inputs, S)` in the training step makes the
+            float32 frames above from them, exactly as from whole windows.
 Evaluation elements: (frames [B * V, T, S, S, 3], label [B * V], video_id string [B * V]),
     the V views of each video folded into the batch next to each other; with
     `fold_frames=True` (or image_mode) frames are folded too: ([B * V * T, S, S, 3], ...).
@@ -129,7 +131,7 @@ def train_dataset(records: Records, *, num_segments: int, image_size: int, batch
             run): the same batches as `.skip(skip_batches)`, but the skipped records are
             dropped before their frames are read or decoded.
         augment_on: "cpu": the elements are model-ready frames. "device": the pipeline
-            decodes only a square window holding each clip's crop and yields
+            decodes only each clip's crop and a margin, in its square window, and yields
             {"frames": uint8 windows on a canvas, "boxes", ["color"]} in place of the
             frames; `augment.device_augment` finishes the crop, resize, flip (and colour
             jitter) on the accelerator, in the training step. Same draws as "cpu"; the

@@ -2,10 +2,11 @@
 
 Everything that can be decided before decoding is decided first, for the whole batch at
 once: parse, sample frame indices on the encoded frames, read the sampled JPEGs, read the
-frame sizes from their headers and make the draws. Only decoding (of the crop, or of the
-square window holding it) and augmenting run per clip, in `tf.map_fn`: a tf.data stage or
-a TF op has a fixed cost per call, which per clip adds up to a sizeable share of the
-decoding time (`benchmarks/input_pipeline.py` measures the pipeline).
+frame sizes from their headers and make the draws. Only decoding (of the crop; for
+augment_on="device", of the crop and a margin, onto the canvas) and augmenting run per
+clip, in `tf.map_fn`: a tf.data stage or a TF op has a fixed cost per call, which per clip
+adds up to a sizeable share of the decoding time (`benchmarks/input_pipeline.py` measures
+the pipeline, `benchmarks/input_stages.py` each of `batch_stages`' stages).
 
 Each batch's draws come from the seed and the batch's position in the stream
 (`batch_uniforms`), so they do not depend on thread timing, and a new epoch gets new draws.
@@ -19,7 +20,8 @@ from typing import Optional, Tuple
 import tensorflow as tf
 
 from keras_attnpool.data.input import augment, heatmaps, sampling
-from keras_attnpool.data.input.decode import decode_jpegs, record_label
+from keras_attnpool.data.input.decode import (
+    decode_jpegs, decode_onto_canvas, record_label)
 from keras_attnpool.data.input.sources import Item, RecordSource
 from keras_attnpool.data.joints import NUM_JOINTS
 
@@ -62,35 +64,22 @@ def batch_uniforms(seed: int, batch_index: tf.Tensor, batch_size, num_segments: 
         tf.stack([batch_size, num_segments + augment.NUM_DRAW_UNIFORMS]), batch_seed)
 
 
-def _check_windows(sides: tf.Tensor, canvas: int) -> tf.Tensor:
-    """Whether any of a batch's windows (sides [B]) is smaller than the canvas and must be
-    padded; fails for a window larger than the canvas."""
-    tf.debugging.assert_less_equal(
+def _check_windows(sides: tf.Tensor, canvas: int) -> tf.Operation:
+    """Fails for a window (sides [B]) larger than the canvas."""
+    return tf.debugging.assert_less_equal(
         sides, canvas, message=f"a frame's short side is larger than the canvas ({canvas} "
         "px) of augment_on='device'; pass canvas_size=<the records' largest short side>")
-    return tf.reduce_any(sides < canvas)
 
 
-def _to_canvas(frames: tf.Tensor, side: tf.Tensor, canvas: int) -> tf.Tensor:
-    """Square windows [T, side, side, 3] -> [T, canvas, canvas, 3], padded at the bottom
-    and right (side <= canvas)."""
-    pad = canvas - side
-    frames = tf.pad(frames, [[0, 0], [0, pad], [0, pad], [0, 0]])
-    return tf.ensure_shape(frames, [None, canvas, canvas, 3])
-
-
-def _train_clip(clip: dict, spec: TrainSpec, pad: bool = False) -> dict:
-    """One clip of a batch, whose draw is made: decode its sampled JPEGs (only the crop,
-    or with augment_on="device" only the square window holding it, padded to the canvas
-    if `pad`) and augment them (or leave that to `augment.device_augment`)."""
+def _train_clip(clip: dict, spec: TrainSpec) -> dict:
+    """One clip of a batch, whose draw is made: decode its sampled JPEGs (only the crop;
+    with augment_on="device", only the part of the square window holding the crop that
+    `augment.device_augment` reads, in its place on the canvas) and augment them (or leave
+    that to `augment.device_augment`)."""
     encoded = clip["encoded"]
     if spec.augment_on == "device":
-        window = clip["window"]
-        frames = decode_jpegs(encoded, spec.num_frames, window)
-        if pad:
-            frames = _to_canvas(frames, window[2], spec.canvas)
-        out = {"frames": tf.ensure_shape(frames, [spec.num_frames, spec.canvas, spec.canvas,
-                                                  3])}
+        out = {"frames": decode_onto_canvas(encoded, spec.num_frames, clip["region"],
+                                            clip["window"], spec.canvas)}
     else:
         cropped = decode_jpegs(encoded, spec.num_frames, clip["crop_box"])
         out = {"frames": augment.apply_train_augmentation(cropped, clip, spec.image_size,
@@ -115,16 +104,25 @@ def _clip_signature(spec: TrainSpec) -> dict:
     return out
 
 
-def _draw(encoded: tf.Tensor, u: tf.Tensor, spec: TrainSpec) -> Tuple[tf.Tensor, ...]:
-    """(height, width, draw) of a batch of clips: the frame sizes from the JPEG headers of
-    each clip's first sampled frame (nothing is decoded), and the draws made from them."""
-    shapes = tf.map_fn(tf.io.extract_jpeg_shape, encoded[:, 0],
-                       fn_output_signature=tf.TensorSpec([3], tf.int32))
-    height, width = shapes[:, 0], shapes[:, 1]
+def _frame_sizes(encoded: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(height, width) int32 [B] of a batch's frames, from the JPEG header of each clip's
+    first sampled frame (nothing is decoded)."""
+    first = encoded[:, 0]
+    if first.shape[0] is not None:  # a static batch: unrolled, without a loop's overhead
+        shapes = tf.stack([tf.io.extract_jpeg_shape(first[i]) for i in range(first.shape[0])])
+    else:
+        shapes = tf.map_fn(tf.io.extract_jpeg_shape, first,
+                           fn_output_signature=tf.TensorSpec([3], tf.int32))
+    return shapes[:, 0], shapes[:, 1]
+
+
+def _draw(height: tf.Tensor, width: tf.Tensor, u: tf.Tensor, spec: TrainSpec) -> dict:
+    """A batch of clips' draws (`augment.draw_from_uniforms`), without flips for
+    `spec.flip=False`."""
     draw = augment.draw_from_uniforms(height, width, u, spec.scales, spec.max_distort)
     if not spec.flip:  # for classes that a mirror image changes (digits, text, left/right)
         draw["flip"] = tf.zeros_like(draw["flip"])
-    return height, width, draw
+    return draw
 
 
 def _clip_inputs(encoded: tf.Tensor, height: tf.Tensor, width: tf.Tensor, draw: dict,
@@ -139,6 +137,7 @@ def _clip_inputs(encoded: tf.Tensor, height: tf.Tensor, width: tf.Tensor, draw: 
             clips["color"] = draw["color"]
     else:
         clips["window"] = augment.crop_window(height, width, draw["crop_box"])
+        clips["region"] = augment.resampled_region(draw["crop_box"], clips["window"])
         extra["boxes"] = augment.canvas_box(draw["crop_box"], clips["window"], spec.canvas,
                                             draw["flip"])
         if spec.color_jitter:
@@ -150,34 +149,43 @@ def _clip_inputs(encoded: tf.Tensor, height: tf.Tensor, width: tf.Tensor, draw: 
 
 def _decode_clips(clips: dict, spec: TrainSpec) -> dict:
     """`_train_clip` over the clips of a batch."""
-    def decode(pad: bool = False) -> dict:
-        return tf.map_fn(lambda clip: _train_clip(clip, spec, pad), clips,
+    checks = []
+    if spec.augment_on == "device":  # checked once per batch
+        checks.append(_check_windows(clips["window"][:, 2], spec.canvas))
+    with tf.control_dependencies(checks):
+        return tf.map_fn(lambda clip: _train_clip(clip, spec), clips,
                          fn_output_signature=_clip_signature(spec))
-    if spec.augment_on == "device":
-        # Frames with a short side below the canvas are padded; checked once per batch.
-        return tf.cond(_check_windows(clips["window"][:, 2], spec.canvas),
-                       lambda: decode(pad=True), decode)
-    return decode()
 
 
-def train_batch(index: tf.Tensor, batch: Item, spec: TrainSpec, source: RecordSource):
-    """The `index`-th batch of (shard, serialized) pairs -> a training element
-    (`pipeline.train_dataset` documents its structure)."""
+# `batch_stages`' stages, in order (`benchmarks/input_stages.py` times each).
+STAGES = ("parse", "sample", "read", "draw", "decode", "element")
+
+
+def batch_stages(index: tf.Tensor, batch: Item, spec: TrainSpec, source: RecordSource):
+    """The work of `train_batch`, stage by stage: yields (stage, what it made) for each of
+    `STAGES`, building each stage's ops only when the next item is asked for; the last,
+    "element", is the training element."""
     shards, serialized = batch
     keypoints = spec.heatmap_size is not None
     records = source.parse_batch(serialized, keypoints)
+    yield "parse", records
     t = spec.num_frames
     salt = None
     if spec.salt_with_clips:  # the batch's clips, which differ between workers
         salt = tf.reduce_sum(tf.strings.to_hash_bucket_fast(records["video_id"], 2**40))
     u = batch_uniforms(spec.seed, index, tf.shape(serialized)[0], t, spec.pipeline_id, salt)
     indices = sampling.segment_indices_from_uniforms(records["num_frames"], u[:, :t])
+    yield "sample", indices
     encoded = source.frame_batch(shards, records, indices)
-    height, width, draw = _draw(encoded, u[:, t:], spec)
+    yield "read", encoded
+    height, width = _frame_sizes(encoded)
+    draw = _draw(height, width, u[:, t:], spec)
+    yield "draw", draw
     clips, extra = _clip_inputs(encoded, height, width, draw, spec)
     if keypoints:
         clips["keypoints"] = tf.gather(records["keypoints"], indices, batch_dims=1)
     out = {**_decode_clips(clips, spec), **extra}
+    yield "decode", out
     if spec.image_mode:
         out = {key: value[:, 0] if value.shape.rank > 2 else value
                for key, value in out.items()}
@@ -185,4 +193,12 @@ def train_batch(index: tf.Tensor, batch: Item, spec: TrainSpec, source: RecordSo
     target = label if not keypoints else {"logits": label,
                                           "pose_heatmaps": out.pop("heatmaps")}
     inputs = out if spec.augment_on == "device" else out["frames"]
-    return inputs, target
+    yield "element", (inputs, target)
+
+
+def train_batch(index: tf.Tensor, batch: Item, spec: TrainSpec, source: RecordSource):
+    """The `index`-th batch of (shard, serialized) pairs -> a training element
+    (`pipeline.train_dataset` documents its structure)."""
+    for _, made in batch_stages(index, batch, spec, source):
+        pass
+    return made
