@@ -58,9 +58,11 @@ def test_demo_trains_evaluates_and_leaves_a_workdir(demo_dir, tmp_path):
     assert (workdir / "per_class.csv").read_text().startswith("class,examples,accuracy,AP")
     assert os.listdir(workdir / "logs" / "train")
 
-    again = _run(EVALUATE, f"--workdir={workdir}", "--test_frames=2")
+    again = _run(EVALUATE, f"--workdir={workdir}", "--test_frames=2", "--resize_short=80")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout)["num_examples"] == 6
+    protocol = json.loads((workdir / "metrics.json").read_text())["protocol"]
+    assert (protocol["test_frames"], protocol["resize_short"]) == (2, 80)
 
     # Records of other classes are refused, and the metrics are left as they were.
     other = tmp_path / "other_records"
@@ -82,7 +84,8 @@ def test_config_json_stores_the_resolved_settings_that_ran(demo_dir, tmp_path):
     workdir = tmp_path / "epochs"
     flags = [f for f in SMALL if not f.startswith("--steps")]
     result = _run(FIT, f"--data_dir={demo_dir}", f"--workdir={workdir}", "--epochs=2",
-                  "--head=avg", "--flip", "--crop_scales=1,0.8", "--color_jitter", *flags)
+                  "--head=avg", "--flip", "--crop_scales=1,0.8", "--color_jitter",
+                  "--resize_short=72", *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((workdir / "config.json").read_text())
     train_clips = 3 * 3                                   # 3 classes x 3 train clips
@@ -90,7 +93,9 @@ def test_config_json_stores_the_resolved_settings_that_ran(demo_dir, tmp_path):
     assert f"for {config['steps']} steps" in result.stdout
     assert config["augment_on"] == "cpu" and config["test_frames"] == 4
     assert config["workdir"] == str(workdir) and config["records_dir"]
-    assert None not in (config["resize_short"], config["crop_scales"], config["short_side"])
+    assert None not in (config["crop_scales"], config["short_side"])
+    assert config["resize_short"] == 72
+    assert json.loads((workdir / "metrics.json").read_text())["protocol"]["resize_short"] == 72
     # The augmentation flags, over the demo preset's (no flips, scales 1 and 0.875).
     assert (config["flip"], config["crop_scales"], config["color_jitter"]) == (
         True, [1.0, 0.8], True)
@@ -177,6 +182,7 @@ def test_a_full_disk_names_the_checkpoint_and_leaves_none_of_it(demo_dir, tmp_pa
     (["--steps=abc"], "--steps"),
     (["--steps=0"], "--steps=0: must be >= 1"),
     (["--crop_scales=1,big"], "--crop_scales=1,big: give comma-separated fractions"),
+    (["--resize_short=32"], "--resize_short=32: must be >= --image_size=64"),
     (["--strategy=mirrored", "--cpu_replicas=2", "--batch_size=7"],
      "not divisible by the 2 replicas"),
     (["extra"], "unexpected arguments"),

@@ -2,6 +2,7 @@ r"""Evaluate a trained workdir with the dataset's protocol.
 
     python training/evaluate.py --workdir=workdir/demo_attention
     python training/evaluate.py --workdir=W --test_frames=25 --eval_views=center_flip
+    python training/evaluate.py --workdir=W --resize_short=64   # the whole 64-px frame
 
 Loads W's model, labels and resolved config (`keras_attnpool.workdir`), scores the test
 split of the run's prepared records (videos: the logits of --test_frames uniformly spaced
@@ -18,6 +19,8 @@ from keras_attnpool.cli import fail, fail_on_input_error, quiet_native_logs
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by training/fit.py.")
 _TEST_FRAMES = flags.DEFINE_integer("test_frames", None, "Frames per video (default: run's).")
 _EVAL_VIEWS = flags.DEFINE_string("eval_views", None, "Views per frame (default: run's).")
+_RESIZE_SHORT = flags.DEFINE_integer(
+    "resize_short", None, "Short side before the centre crop (default: run's).")
 _RECORDS_DIR = flags.DEFINE_string("records_dir", None, "Records (default: the run's).")
 
 
@@ -45,6 +48,7 @@ def main(argv):
             run = workdir.load_run()
         config = experiment.with_overrides(run.config, test_frames=_TEST_FRAMES.value,
                                            eval_views=_EVAL_VIEWS.value,
+                                           resize_short=_RESIZE_SHORT.value,
                                            records_dir=_RECORDS_DIR.value)
         with cli.libjpeg_warnings_counted():
             # model.keras keeps the weights of the checkpoint the training run said.

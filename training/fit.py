@@ -37,6 +37,10 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Model input side in pixe
 _NUM_SEGMENTS = flags.DEFINE_integer("num_segments", None, "TSN segments per training clip.")
 _TEST_FRAMES = flags.DEFINE_integer("test_frames", None, "Frames averaged per test video.")
 _EVAL_VIEWS = flags.DEFINE_string("eval_views", None, "Test views: center, center_flip, ...")
+_RESIZE_SHORT = flags.DEFINE_integer(
+    "resize_short", None, "Short side the test frames are resized to before the centre "
+    "crop (default: the dataset's; videos: image_size * 256 / 224); for images, also the "
+    "frame the training crop is taken from.")
 _FLIP = flags.DEFINE_boolean(
     "flip", None, "Random horizontal flips in training; --noflip for classes that a mirror "
     "image changes (digits, text, 'pushing left to right').")
@@ -88,7 +92,7 @@ _CPU_REPLICAS = flags.DEFINE_integer(
 # Flags named as the ExperimentConfig fields they set (None: the dataset's preset).
 _CONFIG_FLAGS = (_WORKDIR, _DATA_DIR, _SPLIT, _RECORDS_DIR, _BACKBONE, _HEAD, _RANK,
                  _CLASS_SPECIFIC, _WEIGHTS, _IMAGE_SIZE, _NUM_SEGMENTS, _TEST_FRAMES,
-                 _EVAL_VIEWS, _FLIP, _CROP_SCALES, _COLOR_JITTER, _EPOCHS, _STEPS,
+                 _EVAL_VIEWS, _RESIZE_SHORT, _FLIP, _CROP_SCALES, _COLOR_JITTER, _EPOCHS, _STEPS,
                  _BATCH_SIZE, _ACCUMULATION, _OPTIMIZER, _LEARNING_RATE, _LR_DECAY_STEPS,
                  _LR_DECAY_RATE, _WEIGHT_DECAY, _DROPOUT, _MIXED_PRECISION, _AUGMENT_ON,
                  _STRATEGY, _SEED, _WORKERS, _CHECKPOINT_EVERY, _DATA_SERVICE, _EVAL_EVERY,

@@ -249,8 +249,8 @@ def evaluate(config: ExperimentConfig, model: keras.Model, class_names: list,
     video_ids, logits, labels = evaluation.predict_per_video(model, data)
     result, rows = evaluation.score(logits, labels, class_names, config.multi_label)
     result["protocol"] = {"test_frames": config.test_frames if config.is_video else 1,
-                          "views": config.eval_views, "split": config.split,
-                          "records": split}
+                          "views": config.eval_views, "resize_short": config.resize_short,
+                          "split": config.split, "records": split}
     if checkpoint is not None:
         result["checkpoint"] = checkpoint
     if workdir is not None:
