@@ -23,6 +23,7 @@ from keras_attnpool.workdir import Workdir
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIT = os.path.join(ROOT, "training", "fit.py")
 EVALUATE = os.path.join(ROOT, "training", "evaluate.py")
+EXPORT = os.path.join(ROOT, "training", "export.py")
 SMALL = ["--steps=6", "--batch_size=4", "--test_frames=4", "--export=false", "--workers=0"]
 
 
@@ -63,6 +64,14 @@ def test_demo_trains_evaluates_and_leaves_a_workdir(demo_dir, tmp_path):
     assert json.loads(again.stdout)["num_examples"] == 6
     protocol = json.loads((workdir / "metrics.json").read_text())["protocol"]
     assert (protocol["test_frames"], protocol["resize_short"]) == (2, 80)
+    # What is served is what was evaluated: an export of these metrics is refused.
+    export = _run(EXPORT, f"--workdir={workdir}", f"--export_dir={tmp_path / 'sm' / 'm'}")
+    assert export.returncode == 2, export.stderr[-2000:]
+    assert "scored at resize_short=80, but the model serves its run's 64" in export.stderr
+    assert not (tmp_path / "sm").exists()
+    assert _run(EVALUATE, f"--workdir={workdir}", "--test_frames=2").returncode == 0
+    export = _run(EXPORT, f"--workdir={workdir}", f"--export_dir={tmp_path / 'sm' / 'm'}")
+    assert export.returncode == 0, export.stderr[-2000:]
 
     # Records of other classes are refused, and the metrics are left as they were.
     other = tmp_path / "other_records"

@@ -93,7 +93,16 @@ def export_workdir(workdir: str, export_dir: str, version: Optional[int] = None,
 
 def export_run(run: TrainedRun, export_dir: str, version: Optional[int] = None,
                overwrite: bool = False) -> str:
-    """The SavedModel of a trained run, served with the evaluation's preprocessing."""
+    """The SavedModel of a trained run, served with the evaluation's preprocessing (the
+    config's); refused when metrics.json was scored with another `resize_short`
+    (`training/evaluate.py --resize_short`), which the export would not serve."""
+    protocol = (run.workdir.read_metrics() or {}).get("protocol", {})
+    scored = protocol.get("resize_short")
+    if scored is not None and scored != run.config.resize_short:
+        raise WorkdirError(
+            f"{run.workdir.metrics_path} was scored at resize_short={scored}, but the "
+            f"model serves its run's {run.config.resize_short}; evaluate it again without "
+            "--resize_short (training/evaluate.py) before exporting")
     return export_saved_model(run.model, export_dir, run.class_names, version,
                               overwrite=overwrite, multi_label=run.config.multi_label,
                               resize_short=run.config.resize_short,
