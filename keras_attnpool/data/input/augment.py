@@ -170,16 +170,24 @@ def canvas_box(crop_box: tf.Tensor, window: tf.Tensor, canvas: int,
 # neighbour it uses inside the frame, so the pixel at that edge can differ (by tens of
 # levels) from the whole frame's: two pixels keep both away from what is read.
 REGION_MARGIN = 2
+# libjpeg decodes a region from the block column at or left of its first column (every 16
+# px in a 4:2:0 JPEG, every 8 in a 4:4:4 one). A region that starts on such a column is
+# decoded straight into its output; any other one row by row into a buffer and copied out
+# (TensorFlow's `decode_and_crop_jpeg`), which costs about a tenth of the decoding.
+DECODE_COLUMNS = 16
 
 
 def resampled_region(crop_box: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
     """The part of `window` to decode for `device_augment` to resample `crop_box` as if
     the whole window had been decoded: the crop and `REGION_MARGIN` pixels around it,
-    inside the window. int32 (y, x, h, w) in frame coordinates, [4] (or [..., 4])."""
+    widened on the left to the `DECODE_COLUMNS` column that libjpeg decodes from anyway
+    (where that is inside the window). int32 (y, x, h, w) in frame coordinates, [4] (or
+    [..., 4])."""
     y, x, h, w = tf.unstack(tf.cast(crop_box, tf.int32), 4, axis=-1)
     window_y, window_x, side, _ = tf.unstack(tf.cast(window, tf.int32), 4, axis=-1)
     m = REGION_MARGIN
-    top, left = tf.maximum(y - m, window_y), tf.maximum(x - m, window_x)
+    top = tf.maximum(y - m, window_y)
+    left = tf.maximum((x - m) // DECODE_COLUMNS * DECODE_COLUMNS, window_x)
     bottom = tf.minimum(y + h + m, window_y + side)
     right = tf.minimum(x + w + m, window_x + side)
     return tf.stack([top, left, bottom - top, right - left], axis=-1)

@@ -24,12 +24,28 @@ def decode_onto_canvas(encoded: tf.Tensor, count: int, region: tf.Tensor,
                        window: tf.Tensor, canvas: int) -> tf.Tensor:
     """Decodes `region` (y, x, h, w) of each of `count` JPEGs and places it where it lies
     in `window` (y, x, side, side, holding the region; side <= canvas), on a canvas of
-    zeros whose top-left corner holds the window: uint8 [count, canvas, canvas, 3].
+    zeros whose top-left corner holds the window: uint8 [count, canvas, canvas, 3]. Or a
+    batch of clips (its size static): encoded [B, count], region and window [B, 4] ->
+    uint8 [B, count, canvas, canvas, 3].
 
     Only the region is decoded (libjpeg skips the work of the rows and columns around it
-    that it can), and the canvas is assembled by concatenation, which copies each pixel
-    once, as stacking the frames would.
+    that it can), and the canvases are assembled by one concatenation, which copies each
+    pixel once, as stacking the frames (or the clips of a batch) would.
     """
+    if encoded.shape.rank == 1:
+        return decode_onto_canvas(encoded[None], count, region[None], window[None],
+                                  canvas)[0]
+    batch, parts = encoded.shape[0], []
+    for b in range(batch):  # unrolled, so TF runs the decodes in parallel
+        parts += _canvas_parts(encoded[b], count, region[b], window[b], canvas)
+    return tf.reshape(tf.concat(parts, 0), [batch, count, canvas, canvas, 3])
+
+
+def _canvas_parts(encoded: tf.Tensor, count: int, region: tf.Tensor, window: tf.Tensor,
+                  canvas: int) -> list:
+    """One clip's canvases (`decode_onto_canvas`) as the parts that, concatenated along
+    the rows, make them: for each frame, the zero rows above the region, the region's
+    rows between zero columns, and the zero rows below."""
     top, left = region[0] - window[0], region[1] - window[1]
     height, width = region[2], region[3]
     above = tf.zeros(tf.stack([top, canvas, 3]), tf.uint8)
@@ -37,10 +53,10 @@ def decode_onto_canvas(encoded: tf.Tensor, count: int, region: tf.Tensor,
     before = tf.zeros(tf.stack([height, left, 3]), tf.uint8)
     after = tf.zeros(tf.stack([height, canvas - left - width, 3]), tf.uint8)
     parts = []
-    for i in range(count):  # unrolled (count is static), so TF runs the decodes in parallel
+    for i in range(count):
         band = tf.io.decode_and_crop_jpeg(encoded[i], region, channels=3)
         parts += [above, tf.concat([before, band, after], 1), below]
-    return tf.reshape(tf.concat(parts, 0), [count, canvas, canvas, 3])
+    return parts
 
 
 def is_multi_label(record: dict) -> bool:

@@ -4,8 +4,9 @@ Everything that can be decided before decoding is decided first, for the whole b
 once: parse, sample frame indices on the encoded frames, read the sampled JPEGs, read the
 frame sizes from their headers and make the draws. Only decoding (of the crop; for
 augment_on="device", of the crop and a margin, onto the canvas) and augmenting run per
-clip, in `tf.map_fn`: a tf.data stage or a TF op has a fixed cost per call, which per clip
-adds up to a sizeable share of the decoding time (`benchmarks/input_pipeline.py` measures
+clip, in `tf.map_fn` (or, for augment_on="device" and a static batch size, unrolled over
+the batch): a tf.data stage or a TF op has a fixed cost per call, which per clip adds up
+to a sizeable share of the decoding time (`benchmarks/input_pipeline.py` measures
 the pipeline, `benchmarks/input_stages.py` each of `batch_stages`' stages).
 
 Each batch's draws come from the seed and the batch's position in the stream
@@ -75,15 +76,16 @@ def _train_clip(clip: dict, spec: TrainSpec) -> dict:
     """One clip of a batch, whose draw is made: decode its sampled JPEGs (only the crop;
     with augment_on="device", only the part of the square window holding the crop that
     `augment.device_augment` reads, in its place on the canvas) and augment them (or leave
-    that to `augment.device_augment`)."""
-    encoded = clip["encoded"]
-    if spec.augment_on == "device":
-        out = {"frames": decode_onto_canvas(encoded, spec.num_frames, clip["region"],
-                                            clip["window"], spec.canvas)}
-    else:
-        cropped = decode_jpegs(encoded, spec.num_frames, clip["crop_box"])
-        out = {"frames": augment.apply_train_augmentation(cropped, clip, spec.image_size,
-                                                          spec.color_jitter)}
+    that to `augment.device_augment`); with augment_on="device" and no `encoded` in
+    `clip`, only the heatmaps (`_decode_clips` decodes the batch's frames)."""
+    out = {}
+    if spec.augment_on == "cpu":
+        cropped = decode_jpegs(clip["encoded"], spec.num_frames, clip["crop_box"])
+        out["frames"] = augment.apply_train_augmentation(cropped, clip, spec.image_size,
+                                                         spec.color_jitter)
+    elif "encoded" in clip:
+        out["frames"] = decode_onto_canvas(clip["encoded"], spec.num_frames, clip["region"],
+                                           clip["window"], spec.canvas)
     if spec.heatmap_size is not None:
         people = sampling.people_keypoints(clip["keypoints"])
         out["heatmaps"] = heatmaps.keypoint_heatmaps(
@@ -92,13 +94,15 @@ def _train_clip(clip: dict, spec: TrainSpec) -> dict:
     return out
 
 
-def _clip_signature(spec: TrainSpec) -> dict:
-    """What `_train_clip` returns, as TensorSpecs (for `tf.map_fn`)."""
+def _clip_signature(spec: TrainSpec, frames: bool = True) -> dict:
+    """What `_train_clip` returns, as TensorSpecs (for `tf.map_fn`); `frames=False`:
+    without the frames."""
     t = spec.num_frames
-    if spec.augment_on == "device":
-        out = {"frames": tf.TensorSpec([t, spec.canvas, spec.canvas, 3], tf.uint8)}
-    else:
-        out = {"frames": tf.TensorSpec([t, spec.image_size, spec.image_size, 3], tf.float32)}
+    out = {}
+    if frames and spec.augment_on == "device":
+        out["frames"] = tf.TensorSpec([t, spec.canvas, spec.canvas, 3], tf.uint8)
+    elif frames:
+        out["frames"] = tf.TensorSpec([t, spec.image_size, spec.image_size, 3], tf.float32)
     if spec.heatmap_size is not None:
         out["heatmaps"] = tf.TensorSpec([t, *spec.heatmap_size, NUM_JOINTS], tf.float32)
     return out
@@ -148,13 +152,24 @@ def _clip_inputs(encoded: tf.Tensor, height: tf.Tensor, width: tf.Tensor, draw: 
 
 
 def _decode_clips(clips: dict, spec: TrainSpec) -> dict:
-    """`_train_clip` over the clips of a batch."""
+    """`_train_clip` over the clips of a batch; with augment_on="device" and a static
+    batch size, the frames of the whole batch are decoded at once, onto canvases that one
+    concatenation assembles (`decode_onto_canvas`), not clip by clip and then stacked."""
     checks = []
     if spec.augment_on == "device":  # checked once per batch
         checks.append(_check_windows(clips["window"][:, 2], spec.canvas))
     with tf.control_dependencies(checks):
-        return tf.map_fn(lambda clip: _train_clip(clip, spec), clips,
-                         fn_output_signature=_clip_signature(spec))
+        if spec.augment_on == "cpu" or clips["encoded"].shape[0] is None:
+            return tf.map_fn(lambda clip: _train_clip(clip, spec), clips,
+                             fn_output_signature=_clip_signature(spec))
+        rest = dict(clips)
+        out = {"frames": decode_onto_canvas(rest.pop("encoded"), spec.num_frames,
+                                            rest.pop("region"), rest.pop("window"),
+                                            spec.canvas)}
+        if spec.heatmap_size is not None:
+            out.update(tf.map_fn(lambda clip: _train_clip(clip, spec), rest,
+                                 fn_output_signature=_clip_signature(spec, frames=False)))
+        return out
 
 
 # `batch_stages`' stages, in order (`benchmarks/input_stages.py` times each).
