@@ -19,7 +19,8 @@ Training elements (batched):
     augment_on="device": ({"frames": uint8 [B, (T,) C, C, 3], "boxes": float32 [B, 4],
             "color": float32 [B, 4] with color_jitter}, target): each clip's square window
             (side: the frames' short side) at the top-left of a C x C canvas, of which only
-            the crop and a margin are decoded (the rest is 0), and the crop boxes on the
+            `augment.resampled_region` (the crop, a margin, and on the left up to the
+            JPEG's block column) is decoded (the rest is 0), and the crop boxes on the
             canvas; `augment.device_augment(inputs, S)` in the training step makes the
             float32 frames above from them, exactly as from whole windows.
 Evaluation elements: (frames [B * V, T, S, S, 3], label [B * V], video_id string [B * V]),
