@@ -204,6 +204,25 @@ def test_the_window_holds_every_crop_and_is_square():
             assert 0 <= wx <= x and x + w <= wx + side <= width
 
 
+def test_the_decoded_region_holds_the_crop_and_margin_and_starts_on_a_block_column():
+    # Inside the window; the crop and REGION_MARGIN pixels on each side where the window
+    # has them; the left edge on a DECODE_COLUMNS column unless that is outside the window.
+    m, columns = augment.REGION_MARGIN, augment.DECODE_COLUMNS
+    height, width, aligned = 240, 320, 0
+    for s in range(200):
+        box = augment.multiscale_crop_box(height, width, tf.constant([s, 2]))
+        window = augment.crop_window(height, width, box)
+        region = eager_and_mapped(augment.resampled_region, box, window).numpy()
+        (y, x, h, w), (wy, wx, side, _) = box.numpy(), window.numpy()
+        ry, rx, rh, rw = region
+        assert wy <= ry <= max(y - m, wy) and min(y + h + m, wy + side) == ry + rh
+        assert wx <= rx <= max(x - m, wx) and min(x + w + m, wx + side) == rx + rw
+        wanted = (x - m) // columns * columns
+        assert rx == (wanted if wanted >= wx else wx)
+        aligned += rx % columns == 0
+    assert aligned > 100  # most crops leave room for it
+
+
 @pytest.mark.parametrize("flip", [False, True])
 def test_device_augment_resamples_the_crop_with_corners_aligned(flip):
     # Two clips of position frames; each is cut to its window and padded to a canvas of 50,
